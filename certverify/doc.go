@@ -1,0 +1,89 @@
+// Package certverify is quicconn's identity model: a node's certificate and
+// key, the rules by which it trusts peers, and the TLS 1.3 configurations
+// that enforce those rules during the QUIC handshake. Its Credential is the
+// seed system's NetCredential, and certificates carry the same endorsement
+// extension, so Go and Rust nodes pin and endorse each other.
+//
+// # Identity
+//
+// A node is its leaf certificate. Peers trust it in one of three ways, and a
+// Credential may combine them:
+//
+//   - Pinning by hash. A CertHash is the SHA-256 of the certificate's DER;
+//     Identity returns a node's own, and TrustHashes pins peers. No CA is
+//     involved: certificates are self-signed (GenerateSelfSigned).
+//   - Endorsement. An ed25519 key endorses a certificate by signing its
+//     SubjectPublicKeyInfo; the signature travels inside the certificate.
+//     TrustPubKeys trusts every certificate an endorser signed, so an
+//     operator adds nodes without redistributing hashes.
+//   - Roots. With Credential.Roots set, a peer's leaf must chain to one of
+//     these CAs (instead of being self-signed), and a client checks the
+//     server name against it.
+//
+// # Verification policy
+//
+// A peer's leaf must parse, be within its validity dates (self-signed ones
+// included), and carry a valid signature: its own (self-signed) or a chain
+// to Roots. An endorsement extension, if present, must be well formed and
+// every endorsement must verify. Then the trust sets decide:
+//
+//	trusted hashes   trusted keys   the peer is accepted when
+//	none             none           always (sets are empty: nothing to pin)
+//	some             none           its hash is trusted
+//	none             some           one of its endorsing keys is trusted
+//	some             some           either of the above
+//
+// Empty trust sets trust every well-formed peer, as in the seed system, so a
+// deployment pins with TrustHashes or TrustPubKeys. Each failure is a
+// *errors.CertificateError (package github.com/quicconn/quicconn/errors)
+// whose Reason names the rule that failed; InsecureAcceptAnyPeer turns all of
+// this off for tests and logs a warning at every verification it skips.
+//
+// # The endorsement extension
+//
+// OID 1.2.3.4.5.6, non-critical. Its value (the extnValue OCTET STRING's
+// contents) is the DER encoding of
+//
+//	Endorsements ::= SEQUENCE OF OCTET STRING (SIZE (96))
+//
+// where each OCTET STRING is an ed25519 public key followed by that key's
+// signature over the certificate's SubjectPublicKeyInfo DER (the
+// RawSubjectPublicKeyInfo bytes; for a generated certificate,
+// x509.MarshalPKIXPublicKey of its key). Byte by byte, for n endorsements:
+//
+//	offset        bytes  content
+//	0             1      0x30                 SEQUENCE
+//	1             1-4    L = 98·n             DER length: L if L < 128, else
+//	                                          0x81 L, 0x82 L>>8 L, 0x83 ...
+//	then n times:
+//	+0            1      0x04                 OCTET STRING
+//	+1            1      0x60                 length 96
+//	+2            32     public key           ed25519, RFC 8032 encoding
+//	+34           64     signature            Ed25519(key, SubjectPublicKeyInfo)
+//
+// Reading is strict: the SEQUENCE length must be minimal and cover exactly
+// the rest of the value, and every entry must be exactly the 98 bytes above;
+// truncation, trailing bytes, other tags or other sizes make the certificate
+// malformed ("endorsement extension malformed"), and one signature that does
+// not verify fails it ("endorsement signature invalid"). PubKeysFromCert
+// returns the endorsing keys.
+//
+// # How conn uses it
+//
+// conn builds its quic-go TLS configuration from ClientTLSConfig (dialing)
+// or ServerTLSConfig (listening). The policy runs in the configuration's
+// VerifyConnection callback, so a rejected peer receives the TLS
+// bad_certificate alert (QUIC CRYPTO_ERROR 0x12a) and the local Start or
+// Accept error wraps the *errors.CertificateError. conn wraps that callback,
+// calling ours first, to learn the peer's leaf as soon as it is verified,
+// which is what Connection.ReceiveRemoteCertificate waits for; see
+// ClientTLSConfig for the pattern and its one caveat. A certificate that
+// crypto/tls itself cannot parse is refused by crypto/tls before the
+// callback runs, also with bad_certificate.
+//
+// # Concurrency
+//
+// A Credential is configured, then used: verification only reads it, from
+// any number of goroutines, but nothing may change it while connections use
+// it. See Credential.
+package certverify

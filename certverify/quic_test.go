@@ -1,0 +1,109 @@
+package certverify
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	qerr "github.com/quicconn/quicconn/errors"
+)
+
+// cryptoBadCertificate is the QUIC error code for the TLS bad_certificate
+// alert: 0x100 + 42 (RFC 9001, section 4.8).
+const cryptoBadCertificate = 0x12a
+
+// TestQUICRejection checks, through quic-go, what conn relies on: a
+// rejection by our VerifyConnection reaches the peer as CRYPTO_ERROR 0x12a,
+// and the rejecting side keeps the *CertificateError reachable with
+// errors.As.
+func TestQUICRejection(t *testing.T) {
+	t.Parallel()
+	server := generate(t, []string{"server.test"})
+	client := generate(t, []string{"client.test"})
+	stranger := generate(t, []string{"stranger.test"})
+	hc, _ := ParseCertHash(client.Identity())
+	hs, _ := ParseCertHash(server.Identity())
+	server.TrustHashes(hc)
+	client.TrustHashes(hs)
+	stranger.TrustHashes(hs)
+	pinsStranger := generate(t, []string{"client.test"})
+	pinsStranger.TrustHashes(HashOf([]byte("not the server")))
+
+	tests := []struct {
+		name          string
+		client        *Credential
+		rejectingSide string
+	}{
+		{"accepted", client, ""},
+		{"server rejects the client", stranger, "server"},
+		{"client rejects the server", pinsStranger, "client"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			ln, err := quic.ListenAddrEarly("127.0.0.1:0", server.ServerTLSConfig([]string{"test"}), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+
+			type result struct {
+				conn *quic.Conn
+				err  error
+			}
+			accepted := make(chan result, 1)
+			go func() {
+				c, err := ln.Accept(ctx)
+				if err == nil {
+					select {
+					case <-c.HandshakeComplete():
+					case <-c.Context().Done():
+						err = context.Cause(c.Context())
+					}
+				}
+				accepted <- result{c, err}
+			}()
+			cc, clientErr := quic.DialAddr(ctx, ln.Addr().String(), tt.client.ClientTLSConfig("", []string{"test"}), nil)
+			if clientErr == nil {
+				defer cc.CloseWithError(0, "")
+			}
+			srv := <-accepted
+			if srv.err == nil {
+				defer srv.conn.CloseWithError(0, "")
+			}
+			if clientErr == nil && tt.rejectingSide == "server" {
+				// A TLS 1.3 client completes first; the alert follows.
+				select {
+				case <-cc.Context().Done():
+					clientErr = context.Cause(cc.Context())
+				case <-ctx.Done():
+					t.Fatal("client connection outlived the server's rejection")
+				}
+			}
+
+			rejecting, rejected := srv.err, clientErr
+			switch tt.rejectingSide {
+			case "":
+				if clientErr != nil || srv.err != nil {
+					t.Fatalf("client %v, server %v", clientErr, srv.err)
+				}
+				return
+			case "client":
+				rejecting, rejected = clientErr, srv.err
+			}
+			if _, ok := errors.AsType[*qerr.CertificateError](rejecting); !ok {
+				t.Errorf("rejecting side: %v is not a *CertificateError", rejecting)
+			}
+			for side, err := range map[string]error{"rejecting": rejecting, "rejected": rejected} {
+				te, ok := errors.AsType[*quic.TransportError](err)
+				if !ok || te.ErrorCode != cryptoBadCertificate {
+					t.Errorf("%s side: %v, want a TransportError with code 0x12a", side, err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,171 @@
+package conn
+
+import (
+	"fmt"
+	"time"
+
+	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quic-go/quic-go"
+)
+
+// Library defaults for zero Settings fields.
+const (
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPeerStreamCount  = 100
+	DefaultDatagramQueueLen = 128
+	DefaultMaxMessageSize   = 16 << 20
+)
+
+// Settings tunes a connection. The zero value of every field selects the
+// library default, so Settings{} is a valid configuration.
+type Settings struct {
+	// IdleTimeout closes a connection on which nothing was received for
+	// this long (the smaller of both sides' values applies). 0 means 30s.
+	IdleTimeout time.Duration
+	// HandshakeTimeout is the whole budget for the handshake; a handshake
+	// that has not completed by then ends with reason HandshakeTimeout.
+	// 0 means 10s.
+	HandshakeTimeout time.Duration
+	// KeepAlive sends a PING at this period so that an idle connection does
+	// not time out. 0 turns keep-alives off.
+	KeepAlive time.Duration
+
+	// PeerBidiStreamCount and PeerUniStreamCount bound the streams of each
+	// kind the peer may have open at once. 0 means 100.
+	PeerBidiStreamCount, PeerUniStreamCount int64
+
+	// DatagramReceiveEnabled advertises support for QUIC datagrams
+	// (RFC 9221) and queues the peer's datagrams for ReceiveDatagram. As in
+	// quic-go, a side that does not enable datagrams cannot send them
+	// either: SendDatagram then fails with ErrDatagramDenied.
+	DatagramReceiveEnabled bool
+	// DatagramQueueLen bounds the queue of received datagrams; when it is
+	// full the oldest datagram is dropped and counted in Stats. 0 means 128.
+	DatagramQueueLen int
+
+	// StreamReceiveWindow and ConnectionReceiveWindow cap the flow-control
+	// windows for receiving on one stream and on the whole connection.
+	// 0 keeps quic-go's defaults (6 MB and 15 MB, auto-tuned from 512 KB).
+	StreamReceiveWindow, ConnectionReceiveWindow uint64
+
+	// MaxMessageSize bounds the messages of message streams
+	// (OpenSendStream and stream.MessageReader). 0 means 16 MiB.
+	MaxMessageSize int
+}
+
+// Configuration is what a connection or listener is started with: the
+// application protocols it offers (ALPN) and its Settings. A Configuration
+// may be shared by any number of connections and listeners; do not modify
+// it once it is in use.
+type Configuration struct {
+	// ALPN lists the application protocols, in order of preference. QUIC
+	// requires at least one.
+	ALPN []string
+	// Settings tunes the connections.
+	Settings Settings
+}
+
+// NewConfiguration validates alpn and s and returns a Configuration. Invalid
+// values are reported as a *errors.ConfigError naming the field.
+func NewConfiguration(alpn []string, s Settings) (*Configuration, error) {
+	c := &Configuration{ALPN: append([]string(nil), alpn...), Settings: s}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// DefaultConfiguration returns a Configuration with the given ALPN values
+// and default Settings. It does not validate alpn; Start and Listen do.
+func DefaultConfiguration(alpn ...string) *Configuration {
+	return &Configuration{ALPN: alpn}
+}
+
+func (c *Configuration) validate() error {
+	if c == nil {
+		return &qerr.ConfigError{Field: "Configuration", Reason: "is nil"}
+	}
+	if len(c.ALPN) == 0 {
+		return &qerr.ConfigError{Field: "ALPN", Reason: "at least one protocol is required"}
+	}
+	for i, p := range c.ALPN {
+		if len(p) == 0 || len(p) > 255 {
+			return &qerr.ConfigError{Field: fmt.Sprintf("ALPN[%d]", i), Reason: fmt.Sprintf("must be 1 to 255 bytes, is %d", len(p))}
+		}
+	}
+	s := &c.Settings
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Settings.IdleTimeout", s.IdleTimeout},
+		{"Settings.HandshakeTimeout", s.HandshakeTimeout},
+		{"Settings.KeepAlive", s.KeepAlive},
+	} {
+		if d.v < 0 {
+			return &qerr.ConfigError{Field: d.name, Reason: fmt.Sprintf("must not be negative, is %v", d.v)}
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"Settings.PeerBidiStreamCount", s.PeerBidiStreamCount},
+		{"Settings.PeerUniStreamCount", s.PeerUniStreamCount},
+		{"Settings.DatagramQueueLen", int64(s.DatagramQueueLen)},
+		{"Settings.MaxMessageSize", int64(s.MaxMessageSize)},
+	} {
+		if n.v < 0 {
+			return &qerr.ConfigError{Field: n.name, Reason: fmt.Sprintf("must not be negative, is %d", n.v)}
+		}
+	}
+	if s.PeerBidiStreamCount > 1<<60 || s.PeerUniStreamCount > 1<<60 {
+		return &qerr.ConfigError{Field: "Settings.PeerBidiStreamCount", Reason: "must be at most 2^60"}
+	}
+	return nil
+}
+
+func (s *Settings) idleTimeout() time.Duration { return or(s.IdleTimeout, DefaultIdleTimeout) }
+
+func (s *Settings) handshakeTimeout() time.Duration {
+	return or(s.HandshakeTimeout, DefaultHandshakeTimeout)
+}
+
+func (s *Settings) datagramQueueLen() int { return or(s.DatagramQueueLen, DefaultDatagramQueueLen) }
+
+func (s *Settings) maxMessageSize() int { return or(s.MaxMessageSize, DefaultMaxMessageSize) }
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// quicConfig translates the settings into quic-go's. The handshake budget is
+// enforced by this package; quic-go's own handshake timers are set no
+// shorter, so that a slow handshake always ends with the same reason.
+func (s *Settings) quicConfig(o *options) *quic.Config {
+	qc := &quic.Config{
+		HandshakeIdleTimeout:  s.handshakeTimeout(),
+		MaxIdleTimeout:        s.idleTimeout(),
+		KeepAlivePeriod:       s.KeepAlive,
+		MaxIncomingStreams:    or(s.PeerBidiStreamCount, DefaultPeerStreamCount),
+		MaxIncomingUniStreams: or(s.PeerUniStreamCount, DefaultPeerStreamCount),
+		EnableDatagrams:       s.DatagramReceiveEnabled,
+	}
+	if w := s.StreamReceiveWindow; w != 0 {
+		qc.MaxStreamReceiveWindow = w
+		qc.InitialStreamReceiveWindow = min(w, 512<<10)
+	}
+	if w := s.ConnectionReceiveWindow; w != 0 {
+		qc.MaxConnectionReceiveWindow = w
+		qc.InitialConnectionReceiveWindow = min(w, 512<<10)
+	}
+	if o.qlogDir != "" {
+		qc.Tracer = qlogTracer(o.qlogDir)
+	}
+	return qc
+}

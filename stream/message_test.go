@@ -1,0 +1,420 @@
+package stream_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"runtime"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quicconn/quicconn/stream"
+)
+
+// frame encodes msgs in the message framing.
+func frame(msgs ...[]byte) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+func TestMessageRoundTrip(t *testing.T) {
+	const max = 1 << 20
+	c, s := newConnPair(t, nil)
+	cq, sq := openUni(t, c, s)
+	sender := stream.NewSendStream(cq, max)
+	reader := stream.NewMessageReader(stream.NewReadStream(sq), max)
+
+	if sender.ID() != int64(cq.StreamID()) {
+		t.Errorf("ID = %d, want %d", sender.ID(), cq.StreamID())
+	}
+	// Sizes around the point where Send stops coalescing prefix and body.
+	sizes := []int{0, 1, 100, 1024, 4092, 4093, 4096, 64 << 10, 100_000, max}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		for _, n := range sizes {
+			if err := sender.Send(ctx, pattern(n)); err != nil {
+				t.Errorf("Send(%d bytes): %v", n, err)
+				return
+			}
+		}
+		if err := sender.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	for _, n := range sizes {
+		msg, err := reader.ReadMessage()
+		if err != nil {
+			t.Fatalf("ReadMessage (want %d bytes): %v", n, err)
+		}
+		if msg == nil {
+			t.Fatalf("ReadMessage returned a nil slice for a %d-byte message", n)
+		}
+		if !bytes.Equal(msg, pattern(n)) {
+			t.Fatalf("message of %d bytes differs from the %d-byte one sent", len(msg), n)
+		}
+	}
+	if msg, err := reader.ReadMessage(); err != io.EOF || msg != nil {
+		t.Errorf("ReadMessage at the end = %v, %v; want nil, bare io.EOF", msg, err)
+	}
+}
+
+func TestSendTooLarge(t *testing.T) {
+	c, s := newConnPair(t, nil)
+	cq, sq := openUni(t, c, s)
+	sender := stream.NewSendStream(cq, 1000)
+	reader := stream.NewMessageReader(stream.NewReadStream(sq), 0)
+
+	err := sender.Send(context.Background(), make([]byte, 1001))
+	wantOp(t, err, "send message")
+	var tooLarge *qerr.MessageTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Size != 1001 || tooLarge.Max != 1000 {
+		t.Fatalf("Send(1001 bytes) = %v, want MessageTooLargeError{1001, 1000}", err)
+	}
+	// Nothing was written: the next message is the first the peer sees.
+	sender.Send(context.Background(), []byte("fits"))
+	sender.Close()
+	msg, err := reader.ReadMessage()
+	if err != nil || string(msg) != "fits" {
+		t.Errorf("peer's first message = %q, %v; want \"fits\"", msg, err)
+	}
+	if _, err := reader.ReadMessage(); err != io.EOF {
+		t.Errorf("then %v, want io.EOF", err)
+	}
+}
+
+func TestSendContext(t *testing.T) {
+	c, s := newConnPair(t, smallWindow())
+	cq, sq := openUni(t, c, s)
+	sender := stream.NewSendStream(cq, 0)
+	reader := stream.NewMessageReader(stream.NewReadStream(sq), 0)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sender.Send(ctx, []byte("x")); !errors.Is(err, context.Canceled) {
+		t.Errorf("Send with a cancelled context = %v, want context.Canceled", err)
+	}
+	if err := sender.Send(context.Background(), []byte("first")); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+
+	// A message far larger than the peer's window blocks until ctx ends.
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := sender.Send(ctx, make([]byte, 1<<20))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("blocked Send = %v, want context.DeadlineExceeded", err)
+	}
+	wantOp(t, err, "send message")
+	if elapsed := time.Since(start); elapsed > 150*time.Millisecond {
+		t.Errorf("Send returned after %v, want about 50ms", elapsed)
+	}
+
+	// Half a message went out: the stream is out of step for messages.
+	if err := sender.Send(context.Background(), []byte("x")); !errors.Is(err, qerr.ErrClosed) {
+		t.Errorf("Send after an interrupted one = %v, want ErrClosed", err)
+	}
+	sender.Close()
+	if msg, err := reader.ReadMessage(); err != nil || string(msg) != "first" {
+		t.Fatalf("ReadMessage = %q, %v; want \"first\"", msg, err)
+	}
+	if _, err := reader.ReadMessage(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("ReadMessage of the cut message = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestSendStreamCancelWrite(t *testing.T) {
+	c, s := newConnPair(t, nil)
+	cq, sq := openUni(t, c, s)
+	sender := stream.NewSendStream(cq, 0)
+	reader := stream.NewMessageReader(stream.NewReadStream(sq), 0)
+
+	sender.CancelWrite(11)
+	err := sender.Send(context.Background(), []byte("x"))
+	wantStreamError(t, err, "send message", qerr.Stopped, false, 11)
+	_, err = reader.ReadMessage()
+	wantStreamError(t, err, "read", qerr.Reset, true, 11)
+}
+
+// sizeTooLarge is a length prefix of 4 GiB - 1, far above any bound.
+var sizeTooLarge = []byte{0xff, 0xff, 0xff, 0xff, 'x'}
+
+func TestMessageReader(t *testing.T) {
+	tests := []struct {
+		name  string
+		input io.Reader
+		max   int
+		want  [][]byte // messages before the final error
+		check func(t *testing.T, err error)
+	}{
+		{
+			name:  "clean end between messages is bare EOF",
+			input: bytes.NewReader(frame([]byte("a"), []byte("bc"))),
+			want:  [][]byte{[]byte("a"), []byte("bc")},
+			check: isBareEOF,
+		},
+		{
+			name:  "empty stream is bare EOF",
+			input: bytes.NewReader(nil),
+			check: isBareEOF,
+		},
+		{
+			name:  "zero-length message is empty, not nil",
+			input: bytes.NewReader(frame([]byte{}, []byte("z"))),
+			want:  [][]byte{{}, []byte("z")},
+			check: isBareEOF,
+		},
+		{
+			name:  "truncated length prefix",
+			input: bytes.NewReader([]byte{0, 0}),
+			check: isUnexpectedEOF,
+		},
+		{
+			name:  "truncated body",
+			input: bytes.NewReader(frame([]byte("hello"))[:7]),
+			check: isUnexpectedEOF,
+		},
+		{
+			name:  "truncated after a whole message",
+			input: bytes.NewReader(append(frame([]byte("ok")), 0, 0, 0, 9, 'a')),
+			want:  [][]byte{[]byte("ok")},
+			check: isUnexpectedEOF,
+		},
+		{
+			name:  "4 GiB length prefix",
+			input: bytes.NewReader(sizeTooLarge),
+			check: isTooLarge(1<<32-1, stream.DefaultMaxMessageSize),
+		},
+		{
+			name:  "one byte over the bound",
+			input: bytes.NewReader(frame(make([]byte, 11))),
+			max:   10,
+			check: isTooLarge(11, 10),
+		},
+		{
+			name:  "exactly the bound",
+			input: bytes.NewReader(frame(pattern(10))),
+			max:   10,
+			want:  [][]byte{pattern(10)},
+			check: isBareEOF,
+		},
+		{
+			name:  "one byte at a time",
+			input: iotest.OneByteReader(bytes.NewReader(frame([]byte("slow"), []byte{}, pattern(300)))),
+			want:  [][]byte{[]byte("slow"), {}, pattern(300)},
+			check: isBareEOF,
+		},
+		{
+			name:  "EOF delivered with the last bytes",
+			input: iotest.DataErrReader(bytes.NewReader(frame([]byte("x"), []byte{}))),
+			want:  [][]byte{[]byte("x"), {}},
+			check: isBareEOF,
+		},
+		{
+			name:  "body larger than the first buffer grows",
+			input: iotest.HalfReader(bytes.NewReader(frame(pattern(300 << 10)))),
+			want:  [][]byte{pattern(300 << 10)},
+			check: isBareEOF,
+		},
+		{
+			name:  "reader error is returned",
+			input: io.MultiReader(bytes.NewReader(frame([]byte("a"))), iotest.ErrReader(errBoom)),
+			want:  [][]byte{[]byte("a")},
+			check: func(t *testing.T, err error) {
+				if !errors.Is(err, errBoom) {
+					t.Errorf("got %v, want the reader's error", err)
+				}
+				wantOp(t, err, "read message")
+			},
+		},
+		{
+			name:  "reader that never progresses",
+			input: emptyReader{},
+			check: func(t *testing.T, err error) {
+				if !errors.Is(err, io.ErrNoProgress) {
+					t.Errorf("got %v, want io.ErrNoProgress", err)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := stream.NewMessageReader(tt.input, tt.max)
+			for i, want := range tt.want {
+				got, err := m.ReadMessage()
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if got == nil || !bytes.Equal(got, want) {
+					t.Fatalf("message %d = %q (nil: %v), want %q", i, got, got == nil, want)
+				}
+			}
+			msg, err := m.ReadMessage()
+			if msg != nil {
+				t.Errorf("got message %q with the final error", msg)
+			}
+			tt.check(t, err)
+		})
+	}
+}
+
+var errBoom = errors.New("boom")
+
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, nil }
+
+func isBareEOF(t *testing.T, err error) {
+	t.Helper()
+	if err != io.EOF {
+		t.Errorf("got %v (%T), want bare io.EOF", err, err)
+	}
+}
+
+func isUnexpectedEOF(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("got %v, want io.ErrUnexpectedEOF", err)
+	}
+	wantOp(t, err, "read message")
+}
+
+func isTooLarge(size uint64, max int) func(*testing.T, error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		var tooLarge *qerr.MessageTooLargeError
+		if !errors.As(err, &tooLarge) {
+			t.Fatalf("got %v, want *MessageTooLargeError", err)
+		}
+		if tooLarge.Size != size || tooLarge.Max != max {
+			t.Errorf("MessageTooLargeError{Size: %d, Max: %d}, want {%d, %d}", tooLarge.Size, tooLarge.Max, size, max)
+		}
+		wantOp(t, err, "read message")
+	}
+}
+
+func TestMessageReaderErrorsAreSticky(t *testing.T) {
+	for name, input := range map[string][]byte{
+		"too large": append(append([]byte{}, sizeTooLarge...), frame([]byte("next"))...),
+		"truncated": {0, 0, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := stream.NewMessageReader(bytes.NewReader(input), 0)
+			_, first := m.ReadMessage()
+			_, second := m.ReadMessage()
+			if first == nil || second != first {
+				t.Errorf("second call = %v, want the first error %v again", second, first)
+			}
+		})
+	}
+}
+
+// timeoutReader returns a deadline error every other call, as a stream read
+// with a short deadline might.
+type timeoutReader struct {
+	r    io.Reader
+	tick bool
+}
+
+func (tr *timeoutReader) Read(p []byte) (int, error) {
+	tr.tick = !tr.tick
+	if tr.tick {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return tr.r.Read(p)
+}
+
+func TestMessageReaderResumesAfterTimeout(t *testing.T) {
+	want := [][]byte{[]byte("resumable"), {}, pattern(1000)}
+	m := stream.NewMessageReader(&timeoutReader{r: iotest.OneByteReader(bytes.NewReader(frame(want...)))}, 0)
+	var got [][]byte
+	timeouts := 0
+	for {
+		msg, err := m.ReadMessage()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			timeouts++
+			continue
+		}
+		if err != nil {
+			t.Fatalf("ReadMessage: %v", err)
+		}
+		got = append(got, msg)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("message %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if timeouts == 0 {
+		t.Error("the reader never timed out; the test proves nothing")
+	}
+}
+
+// TestTooLargeAllocatesNothingLarge checks that a huge length prefix is
+// rejected before a buffer for it exists: the whole call allocates a few
+// small objects (the error values), not megabytes.
+func TestTooLargeAllocatesNothingLarge(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		prefix []byte
+		max    int
+	}{
+		{"4 GiB prefix, default bound", sizeTooLarge, 0},
+		{"bound + 1", binary.BigEndian.AppendUint32(nil, stream.DefaultMaxMessageSize+1), 0},
+		{"2 GiB prefix, 1 GiB bound", binary.BigEndian.AppendUint32(nil, 1<<31), 1 << 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := bytes.NewReader(tc.prefix)
+			readOnce := func() {
+				r.Reset(tc.prefix)
+				_, err := stream.NewMessageReader(r, tc.max).ReadMessage()
+				if _, ok := errors.AsType[*qerr.MessageTooLargeError](err); !ok {
+					t.Fatalf("ReadMessage = %v, want MessageTooLargeError", err)
+				}
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			readOnce()
+			runtime.ReadMemStats(&after)
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 1024 {
+				t.Errorf("rejecting the prefix allocated %d bytes", grew)
+			}
+			allocs := testing.AllocsPerRun(100, readOnce)
+			// NewMessageReader, the MessageTooLargeError and its OpError.
+			if allocs > 3 {
+				t.Errorf("%v allocations per rejected prefix, want at most 3", allocs)
+			}
+		})
+	}
+}
+
+func TestLargeAnnouncedSizeAllocatesAsDataArrives(t *testing.T) {
+	// A peer that announces 16 MiB and sends 10 bytes must not cost 16 MiB.
+	input := append(binary.BigEndian.AppendUint32(nil, stream.DefaultMaxMessageSize), "0123456789"...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := stream.NewMessageReader(bytes.NewReader(input), 0).ReadMessage()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("ReadMessage = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<10 {
+		t.Errorf("a 10-byte partial body allocated %d bytes", grew)
+	}
+}

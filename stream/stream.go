@@ -1,0 +1,108 @@
+package stream
+
+import (
+	"context"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Stream is a QUIC stream opened by either peer: an io.ReadWriteCloser whose
+// Close finishes the write side only (the peer reads io.EOF) and whose
+// CancelRead and CancelWrite abort one direction with an application error
+// code.
+//
+// A bidirectional Stream reads and writes. An outbound unidirectional Stream
+// (from [NewSendOnlyStream]) only writes: Read and ReadChunk fail with an
+// error matching errors.ErrClosed, and CancelRead and SetReadDeadline do
+// nothing.
+//
+// Concurrency follows quic-go: one goroutine may read and another write at
+// the same time; CancelRead, CancelWrite and the deadline setters may be
+// called from any goroutine; Close must not run concurrently with a Write.
+// [Stream.Split] hands the two directions to their goroutines.
+//
+// A Stream is one allocation: it holds its two halves by value.
+type Stream struct {
+	r ReadStream
+	w WriteStream
+}
+
+// NewStream wraps a bidirectional quic-go stream, such as one from quic-go's
+// Conn.OpenStreamSync or Conn.AcceptStream. The conn package uses it for
+// every bidirectional stream; it is exported for programs that hold raw
+// quic-go streams too. The Stream takes over s: use s only through it.
+func NewStream(s *quic.Stream) *Stream {
+	id := int64(s.StreamID())
+	return &Stream{
+		r: ReadStream{bidi: s, id: id},
+		w: WriteStream{bidi: s, id: id},
+	}
+}
+
+// NewSendOnlyStream wraps an outbound unidirectional quic-go stream, such as
+// one from quic-go's Conn.OpenUniStreamSync, as a byte Stream whose read side
+// reports errors.ErrClosed. The conn package uses it for OpenOutboundStream
+// with [Unidirectional]; for length-prefixed messages use [NewSendStream]
+// instead. The Stream takes over s: use s only through it.
+func NewSendOnlyStream(s *quic.SendStream) *Stream {
+	id := int64(s.StreamID())
+	return &Stream{
+		r: ReadStream{id: id},
+		w: WriteStream{uni: s, id: id},
+	}
+}
+
+// ID returns the QUIC stream ID.
+func (s *Stream) ID() int64 { return s.w.id }
+
+// Type returns whether the stream is bidirectional or unidirectional.
+func (s *Stream) Type() Type { return typeOf(s.w.id) }
+
+// Read reads into p; see [ReadStream.Read].
+func (s *Stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// ReadChunk returns the next received bytes; see [ReadStream.ReadChunk].
+func (s *Stream) ReadChunk(ctx context.Context) ([]byte, error) { return s.r.ReadChunk(ctx) }
+
+// Write writes p; see [WriteStream.Write].
+func (s *Stream) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// WriteChunks writes chunks in order and, if fin, closes the write side; see
+// [WriteStream.WriteChunks].
+func (s *Stream) WriteChunks(chunks [][]byte, fin bool) (int, error) {
+	return s.w.WriteChunks(chunks, fin)
+}
+
+// Close finishes the write side (sends FIN); the read side stays open. See
+// [WriteStream.Close].
+func (s *Stream) Close() error { return s.w.Close() }
+
+// CancelWrite aborts the write side with RESET_STREAM; see
+// [WriteStream.CancelWrite].
+func (s *Stream) CancelWrite(code uint64) error { return s.w.CancelWrite(code) }
+
+// CancelRead aborts the read side with STOP_SENDING; see
+// [ReadStream.CancelRead]. On an outbound unidirectional stream it does
+// nothing.
+func (s *Stream) CancelRead(code uint64) error { return s.r.CancelRead(code) }
+
+// SetDeadline sets both the read and the write deadline. It always returns
+// nil.
+func (s *Stream) SetDeadline(t time.Time) error {
+	s.r.dl.setDeadline(t, &s.r)
+	s.w.dl.setDeadline(t, &s.w)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline; see [ReadStream.SetReadDeadline].
+func (s *Stream) SetReadDeadline(t time.Time) error { return s.r.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline; see
+// [WriteStream.SetWriteDeadline].
+func (s *Stream) SetWriteDeadline(t time.Time) error { return s.w.SetWriteDeadline(t) }
+
+// Split returns the stream's two directions, to be used from two goroutines
+// (or handed to code that needs only one). They are views of s, not copies:
+// Split allocates nothing, and s and its halves may be used interchangeably.
+func (s *Stream) Split() (*ReadStream, *WriteStream) { return &s.r, &s.w }
