@@ -78,8 +78,9 @@
 // calling ours first, to learn the peer's leaf as soon as it is verified,
 // which is what Connection.ReceiveRemoteCertificate waits for; see
 // ClientTLSConfig for the pattern and its one caveat. A certificate that
-// crypto/tls itself cannot parse is refused by crypto/tls before the
-// callback runs, also with bad_certificate.
+// crypto/tls itself cannot parse never reaches the callback: crypto/tls
+// refuses it with the decode_error alert (CRYPTO_ERROR 0x132) and an error of
+// its own, not a CertificateError.
 //
 // # Concurrency
 //

@@ -108,3 +108,39 @@ func FuzzPubKeysFromCert(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseEndorsements compares the strict extension reader with
+// encoding/asn1 on raw extension values, where mutations land on the bytes
+// that matter: both must agree on which values are a DER SEQUENCE OF
+// 96-byte OCTET STRINGs, and on the entries.
+func FuzzParseEndorsements(f *testing.F) {
+	for _, ks := range [][]ed25519.PrivateKey{nil, {endorser(1)}, {endorser(1), endorser(2)}} {
+		e, err := endorse([]byte("spki"), ks)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(e.Value)
+		f.Add(e.Value[:len(e.Value)-1])
+	}
+	f.Add([]byte{0x30, 0x80, 0x00, 0x00})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		ours, err := parseEndorsements(v)
+		var theirs [][]byte
+		rest, aerr := asn1.Unmarshal(v, &theirs)
+		asn1OK := aerr == nil && len(rest) == 0
+		for _, e := range theirs {
+			asn1OK = asn1OK && len(e) == entryLen
+		}
+		if (err == nil) != asn1OK {
+			t.Fatalf("parseEndorsements err %v, encoding/asn1 err %v with %d bytes left", err, aerr, len(rest))
+		}
+		if err == nil && len(ours) != len(theirs) {
+			t.Fatalf("%d entries, encoding/asn1 read %d", len(ours), len(theirs))
+		}
+		for i := range ours {
+			if string(ours[i]) != string(theirs[i]) {
+				t.Fatalf("entry %d differs", i)
+			}
+		}
+	})
+}

@@ -258,12 +258,15 @@ func TestConnectingState(t *testing.T) {
 		"Start":                    func(ctx context.Context) error { return c.Start(ctx, conn.DefaultConfiguration(alpn), "127.0.0.2", 1) },
 		"Accept":                   func(ctx context.Context) error { return c.Accept(ctx) },
 		"ReceiveRemoteCertificate": func(ctx context.Context) error { _, err := c.ReceiveRemoteCertificate(ctx); return err },
-		"OpenOutboundStream":       func(ctx context.Context) error { _, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false); return err },
-		"OpenSendStream":           func(ctx context.Context) error { _, err := c.OpenSendStream(ctx); return err },
-		"AcceptInboundStream":      func(ctx context.Context) error { _, err := c.AcceptInboundStream(ctx); return err },
-		"AcceptInboundUniStream":   func(ctx context.Context) error { _, err := c.AcceptInboundUniStream(ctx); return err },
-		"ReceiveDatagram":          func(ctx context.Context) error { _, err := c.ReceiveDatagram(ctx); return err },
-		"ShutdownAndWait":          func(ctx context.Context) error { return c.ShutdownAndWait(ctx, 1) },
+		"OpenOutboundStream": func(ctx context.Context) error {
+			_, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+			return err
+		},
+		"OpenSendStream":         func(ctx context.Context) error { _, err := c.OpenSendStream(ctx); return err },
+		"AcceptInboundStream":    func(ctx context.Context) error { _, err := c.AcceptInboundStream(ctx); return err },
+		"AcceptInboundUniStream": func(ctx context.Context) error { _, err := c.AcceptInboundUniStream(ctx); return err },
+		"ReceiveDatagram":        func(ctx context.Context) error { _, err := c.ReceiveDatagram(ctx); return err },
+		"ShutdownAndWait":        func(ctx context.Context) error { return c.ShutdownAndWait(ctx, 1) },
 	}
 	for op, f := range waiting {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -418,6 +421,9 @@ func TestShutdownStates(t *testing.T) {
 			if err := c.Shutdown(8); err != nil {
 				t.Errorf("Shutdown again = %v, want nil", err)
 			}
+			if err := c.Shutdown(1 << 62); !errors.Is(err, qerr.ErrInvalidCode) {
+				t.Errorf("Shutdown(1<<62) = %v, want ErrInvalidCode", err)
+			}
 			err := c.ShutdownAndWait(ctx, 8)
 			if local && err != nil {
 				t.Errorf("ShutdownAndWait after local shutdown = %v, want nil", err)
@@ -455,8 +461,11 @@ func TestConnectedWaits(t *testing.T) {
 		"AcceptInboundStream":    func(ctx context.Context) error { _, err := c.AcceptInboundStream(ctx); return err },
 		"AcceptInboundUniStream": func(ctx context.Context) error { _, err := c.AcceptInboundUniStream(ctx); return err },
 		"ReceiveDatagram":        func(ctx context.Context) error { _, err := c.ReceiveDatagram(ctx); return err },
-		"OpenOutboundStream":     func(ctx context.Context) error { _, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false); return err },
-		"ShutdownAndWait(peer)":  func(ctx context.Context) error { return peer.ShutdownAndWait(ctx, 0) },
+		"OpenOutboundStream": func(ctx context.Context) error {
+			_, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+			return err
+		},
+		"ShutdownAndWait(peer)": func(ctx context.Context) error { return peer.ShutdownAndWait(ctx, 0) },
 	}
 	for op, f := range ops {
 		if op == "ShutdownAndWait(peer)" {

@@ -560,8 +560,11 @@ func (c *Connection) RemoteCertificate() *x509.Certificate {
 }
 
 // ReceiveRemoteCertificate waits until the peer's certificate has been
-// received and verified, which happens before the handshake completes, and
-// returns it. It fails with the connection's error when the connection shuts
+// received and accepted by the credential's trust policy, which happens
+// before the handshake completes, and returns it. At that point the peer has
+// not yet proven that it holds the certificate's key (TLS checks its
+// CertificateVerify signature next): treat the peer as authenticated only
+// once the connection is Connected. It fails with the connection's error when the connection shuts
 // down without a verified certificate, and with errors.ErrNoCertificate when
 // the handshake completed without one (a server that does not ask clients
 // for certificates).
@@ -596,7 +599,8 @@ func (c *Connection) NegotiatedALPN() string {
 // The peer sees ShutdownByPeer with the same code. Use WatchShutdown or
 // ShutdownAndWait to wait for ShutdownComplete. Shutdown fails with
 // errors.ErrNotStarted before the connection is Connected (cancel Start's
-// context to abandon a handshake) and does nothing once it is shutting down.
+// context to abandon a handshake), with errors.ErrInvalidCode for a code
+// above 2^62-1, and does nothing once the connection is shutting down.
 func (c *Connection) Shutdown(code uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -604,6 +608,9 @@ func (c *Connection) Shutdown(code uint64) error {
 }
 
 func (c *Connection) shutdownLocked(code uint64) error {
+	if err := quicerr.CheckCode(code); err != nil {
+		return qerr.Op("shutdown", err)
+	}
 	switch c.state {
 	case Open, Connecting:
 		return qerr.Op("shutdown", qerr.ErrNotStarted)
@@ -637,7 +644,10 @@ func (c *Connection) ShutdownAndWait(ctx context.Context, code uint64) error {
 		}
 		c.mu.Lock()
 	}
-	c.shutdownLocked(code)
+	if err := c.shutdownLocked(code); err != nil {
+		c.mu.Unlock()
+		return err
+	}
 	c.mu.Unlock()
 	select {
 	case <-c.done:

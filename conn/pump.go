@@ -171,12 +171,14 @@ func (c *Connection) finish() {
 		c.reg.releaseTransport(tr)
 	}
 	c.mu.Lock()
-	c.state = ShutdownComplete
 	err := c.err
+	c.mu.Unlock()
+	c.opts.logger.Debug("quicconn: shutdown complete", "registration", c.reg.name, "server", c.isServer, "err", err)
+	c.mu.Lock()
+	c.state = ShutdownComplete
 	close(c.done)
 	c.mu.Unlock()
 	c.reg.removeConn(c)
-	c.opts.logger.Debug("quicconn: shutdown complete", "registration", c.reg.name, "server", c.isServer, "err", err)
 }
 
 func closeOnce(ch chan struct{}) {

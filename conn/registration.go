@@ -6,8 +6,8 @@ import (
 	"net"
 	"sync"
 
-	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quic-go/quic-go"
+	qerr "github.com/quicconn/quicconn/errors"
 )
 
 // errRegistrationClosed is what New, Start and Listen report once the

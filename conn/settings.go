@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quic-go/quic-go"
+	qerr "github.com/quicconn/quicconn/errors"
 )
 
 // Library defaults for zero Settings fields.
@@ -155,6 +155,11 @@ func (s *Settings) quicConfig(o *options) *quic.Config {
 		MaxIncomingStreams:    or(s.PeerBidiStreamCount, DefaultPeerStreamCount),
 		MaxIncomingUniStreams: or(s.PeerUniStreamCount, DefaultPeerStreamCount),
 		EnableDatagrams:       s.DatagramReceiveEnabled,
+		// QUIC promises only 1200-byte UDP payloads (RFC 9000, section 14).
+		// quic-go starts at 1280 and falls back only on EMSGSIZE, so a path
+		// that silently drops larger packets would never complete a
+		// handshake; path MTU discovery grows the size from here.
+		InitialPacketSize: 1200,
 	}
 	if w := s.StreamReceiveWindow; w != 0 {
 		qc.MaxStreamReceiveWindow = w

@@ -57,6 +57,10 @@ var (
 	// ErrFinished reports a write after the write side was finished (FIN sent).
 	ErrFinished = errors.New("quicconn: stream finished")
 
+	// ErrInvalidCode reports an application error code above 2^62-1, the
+	// largest a QUIC variable-length integer holds.
+	ErrInvalidCode = errors.New("quicconn: error code exceeds 2^62-1")
+
 	// ErrInternal is matched by failures that fit no other category; the
 	// underlying quic-go error is wrapped beside it.
 	ErrInternal = errors.New("quicconn: internal error")

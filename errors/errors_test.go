@@ -95,6 +95,8 @@ func TestTaxonomy(t *testing.T) {
 			},
 			contains: []string{"certificate hash not trusted", "ab00"},
 		},
+		{seed: "code above 2^62-1", err: qerr.ErrInvalidCode, is: []error{qerr.ErrInvalidCode}, isNot: []error{qerr.ErrInternal}},
+		{seed: "no peer certificate", err: qerr.ErrNoCertificate, is: []error{qerr.ErrNoCertificate}, isNot: []error{qerr.ErrBadCertificate}},
 		{seed: "stream StartError::LimitReached", err: qerr.ErrLimitReached, is: []error{qerr.ErrLimitReached}},
 		{
 			seed:  "ReadError::Reset(code)",

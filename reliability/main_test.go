@@ -61,12 +61,12 @@ type pair struct {
 }
 
 type pairConfig struct {
-	link             conntest.Link
-	settings         conn.Settings
-	serverSettings   *conn.Settings // overrides settings for the server
-	cc, sc           *certverify.Credential
-	clOpts, lnOpts   []conn.Option
-	keepListener     bool
+	link           conntest.Link
+	settings       conn.Settings
+	serverSettings *conn.Settings // overrides settings for the server
+	cc, sc         *certverify.Credential
+	clOpts, lnOpts []conn.Option
+	keepListener   bool
 }
 
 // newPair connects a pair over a fresh pipe. Everything is closed, and the
@@ -200,10 +200,3 @@ func within[T any](t testing.TB, what string, d time.Duration, f func() T) T {
 		panic("unreachable")
 	}
 }
-
-// wallNow and wallSince measure wall time even inside a synctest bubble, for
-// the log lines that report how long a fake-clock test really took.
-var wallStart = time.Now()
-
-func wallNow() time.Time { return time.Now() }
-func wallSince(t time.Time) time.Duration { return time.Since(t) }

@@ -3,14 +3,12 @@ package stream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/quicvarint"
 
 	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/internal/quicerr"
@@ -32,8 +30,9 @@ var chunkPool = sync.Pool{New: func() any {
 // stream (from [NewReadStream]).
 //
 // One goroutine may read (Read or ReadChunk) at a time; CancelRead and
-// SetReadDeadline may be called from any goroutine. The zero value is not
-// usable: get a ReadStream from a constructor or from Split.
+// SetReadDeadline may be called from any goroutine. The zero value has no
+// stream beneath it (its reads fail with ErrClosed): get a ReadStream from
+// NewReadStream or from Split.
 type ReadStream struct {
 	bidi *quic.Stream        // set for the read half of a bidirectional stream
 	uni  *quic.ReceiveStream // set for an inbound unidirectional stream
@@ -152,10 +151,10 @@ func mapRead(err error) error {
 // code}. It is the seed's abort_read. Calling it again, or after Read
 // returned io.EOF, does nothing. It returns nil but for a code above
 // 2^62-1, the largest QUIC can carry, which it rejects with an error
-// matching ErrInternal.
+// matching ErrInvalidCode.
 func (r *ReadStream) CancelRead(code uint64) error {
-	if code > quicvarint.Max {
-		return qerr.Op("cancel read", errCode(code))
+	if err := quicerr.CheckCode(code); err != nil {
+		return qerr.Op("cancel read", err)
 	}
 	switch {
 	case r.bidi != nil:
@@ -183,10 +182,4 @@ func (r *ReadStream) applyDeadline(t time.Time) {
 	case r.uni != nil:
 		_ = r.uni.SetReadDeadline(t) // never fails
 	}
-}
-
-// errCode reports an application error code that QUIC cannot encode.
-// quic-go would panic encoding it, taking the connection down.
-func errCode(code uint64) error {
-	return qerr.Internal(fmt.Errorf("error code %#x exceeds 2^62-1", code))
 }

@@ -428,13 +428,13 @@ func TestCancelCodeOutOfRange(t *testing.T) {
 
 	const tooBig = 1 << 62
 	err := client.CancelWrite(tooBig)
-	if !errors.Is(err, qerr.ErrInternal) {
-		t.Errorf("CancelWrite(2^62) = %v, want ErrInternal", err)
+	if !errors.Is(err, qerr.ErrInvalidCode) {
+		t.Errorf("CancelWrite(2^62) = %v, want ErrInvalidCode", err)
 	}
 	wantOp(t, err, "cancel write")
 	err = client.CancelRead(tooBig)
-	if !errors.Is(err, qerr.ErrInternal) {
-		t.Errorf("CancelRead(2^62) = %v, want ErrInternal", err)
+	if !errors.Is(err, qerr.ErrInvalidCode) {
+		t.Errorf("CancelRead(2^62) = %v, want ErrInvalidCode", err)
 	}
 	wantOp(t, err, "cancel read")
 

@@ -165,18 +165,3 @@ func pattern(n int) []byte {
 	}
 	return b
 }
-
-// within runs f and fails the test if it has not returned after d.
-func within(t testing.TB, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("did not return within %v", d)
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/quicvarint"
 
 	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/internal/quicerr"
@@ -19,7 +18,8 @@ import (
 //
 // One goroutine may write (Write, WriteChunks, and Close, which must not run
 // concurrently with a Write) at a time; CancelWrite and SetWriteDeadline may
-// be called from any goroutine. The zero value is not usable.
+// be called from any goroutine. The zero value has no stream beneath it (its
+// writes fail with ErrClosed): get a WriteStream from Split.
 type WriteStream struct {
 	bidi *quic.Stream     // set for the write half of a bidirectional stream
 	uni  *quic.SendStream // set for an outbound unidirectional stream
@@ -137,10 +137,10 @@ func (w *WriteStream) Close() error {
 // abort_write. After Close it still aborts delivery of unacknowledged data.
 // Calling it again does nothing. It returns nil but for a code above
 // 2^62-1, the largest QUIC can carry, which it rejects with an error
-// matching ErrInternal.
+// matching ErrInvalidCode.
 func (w *WriteStream) CancelWrite(code uint64) error {
-	if code > quicvarint.Max {
-		return qerr.Op("cancel write", errCode(code))
+	if err := quicerr.CheckCode(code); err != nil {
+		return qerr.Op("cancel write", err)
 	}
 	switch {
 	case w.bidi != nil:

@@ -77,7 +77,7 @@ func run(args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	fs.StringVar(&cfg.listen, "listen", "", "run the listener half on `ADDR` (host:port; port 0 picks one)")
 	fs.StringVar(&cfg.connect, "connect", "", "run the client half against the listener at `ADDR` (host:port)")
-	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "give up a handshake after this `long`")
+	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "give up a handshake after this `duration`")
 	fs.BoolVar(&cfg.keep, "keep", false, "listener: keep serving clients until interrupted")
 	fs.BoolVar(&cfg.verbose, "v", false, "log quicconn's connection events (debug) to stderr")
 	cfg.id.Register(fs)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -41,6 +42,7 @@ func rawQUICConfig() *quic.Config {
 		MaxIncomingStreams:    settings.PeerBidiStreamCount,
 		MaxIncomingUniStreams: settings.PeerUniStreamCount,
 		EnableDatagrams:       settings.DatagramReceiveEnabled,
+		InitialPacketSize:     1200, // as conn sets it
 	}
 }
 
@@ -101,6 +103,37 @@ func newCreds() (*creds, error) {
 	s.TrustHashes(certverify.HashOf(c.Certificate.Certificate[0]))
 	c.TrustHashes(certverify.HashOf(s.Certificate.Certificate[0]))
 	return &creds{server: s, client: c}, nil
+}
+
+// dialMany dials n sessions, 8 at a time.
+func dialMany(ctx context.Context, b backend, n int) ([]session, error) {
+	ss := make([]session, n)
+	errs := make([]error, 8)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if ss[i], errs[w] = b.Dial(ctx); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, s := range ss {
+			if s != nil {
+				s.Close()
+			}
+		}
+		return nil, err
+	}
+	return ss, nil
 }
 
 // ---- raw quic-go ----
@@ -179,19 +212,16 @@ func (b *rawBackend) Dial(ctx context.Context) (session, error) {
 }
 
 func (b *rawBackend) DialIdle(ctx context.Context, n int) (func(), error) {
-	ss := make([]session, 0, n)
+	var ss []session
 	closeAll := func() {
 		for _, s := range ss {
 			s.Close()
 		}
 	}
-	for range n {
-		s, err := b.Dial(ctx)
-		if err != nil {
-			closeAll()
-			return nil, err
-		}
-		ss = append(ss, s)
+	ss, err := dialMany(ctx, b, n)
+	if err != nil {
+		closeAll()
+		return nil, err
 	}
 	return closeAll, nil
 }
@@ -326,7 +356,7 @@ func dialConn(ctx context.Context, reg *conn.Registration, cred *certverify.Cred
 }
 
 func (b *connBackend) DialIdle(ctx context.Context, n int) (func(), error) {
-	ss := make([]session, 0, n)
+	var ss []session
 	closeAll := func() {
 		for _, s := range ss {
 			s.Close()
@@ -347,13 +377,10 @@ func (b *connBackend) DialIdle(ctx context.Context, n int) (func(), error) {
 			}
 		}
 	}
-	for range n {
-		s, err := b.Dial(ctx)
-		if err != nil {
-			closeAll()
-			return nil, err
-		}
-		ss = append(ss, s)
+	ss, err := dialMany(ctx, b, n)
+	if err != nil {
+		closeAll()
+		return nil, err
 	}
 	// Wait until the server side has accepted all of them and finished
 	// their handshakes, so that both sides are counted.
@@ -526,7 +553,7 @@ func (b *tcpBackend) Dial(ctx context.Context) (session, error) {
 }
 
 func (b *tcpBackend) DialIdle(ctx context.Context, n int) (func(), error) {
-	ss := make([]session, 0, n)
+	var ss []session
 	closeAll := func() {
 		for _, s := range ss {
 			s.Close()
@@ -539,13 +566,10 @@ func (b *tcpBackend) DialIdle(ctx context.Context, n int) (func(), error) {
 			c.Close()
 		}
 	}
-	for range n {
-		s, err := b.Dial(ctx)
-		if err != nil {
-			closeAll()
-			return nil, err
-		}
-		ss = append(ss, s)
+	ss, err := dialMany(ctx, b, n)
+	if err != nil {
+		closeAll()
+		return nil, err
 	}
 	for {
 		b.mu.Lock()
@@ -579,7 +603,7 @@ func (s *tcpSession) OpenStream(context.Context) (pstream, error) {
 }
 
 func (s *tcpSession) SendDatagram([]byte) error { return errors.ErrUnsupported }
-func (s *tcpSession) Close() error             { return s.c.Close() }
+func (s *tcpSession) Close() error              { return s.c.Close() }
 func (s *tcpSession) KeyExchange() string {
 	return s.c.ConnectionState().CurveID.String()
 }

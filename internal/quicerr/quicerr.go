@@ -4,7 +4,8 @@
 // The conn package maps the cause of a closed connection with [Connection];
 // the stream package maps the errors of quic-go's stream Read and Write with
 // [Read] and [Write]. Neither wraps the result in a *qerr.OpError: the caller
-// knows the operation and does that itself.
+// knows the operation and does that itself. Both packages check application error
+// codes from users with [CheckCode] before handing them to quic-go.
 //
 // quic-go reports a closed connection with one of its connection-level error
 // types (*quic.ApplicationError, *quic.TransportError, *quic.IdleTimeoutError,
@@ -18,11 +19,13 @@ package quicerr
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/quicvarint"
 
 	qerr "github.com/quicconn/quicconn/errors"
 )
@@ -63,6 +66,14 @@ func Connection(err error) *qerr.ConnectionError {
 		ce.Reason = qerr.ShutdownByTransport
 		ce.Code = uint64(e.ErrorCode)
 		ce.Message = e.ErrorMessage
+		if ce.Message == "" {
+			// A peer's TLS alert arrives as a bare code; name it, e.g.
+			// "tls: no application protocol" for 0x178.
+			ce.Message = e.ErrorCode.String()
+			if m := e.ErrorCode.Message(); m != "" {
+				ce.Message += ": " + m
+			}
+		}
 	} else if is[*quic.IdleTimeoutError](err) {
 		ce.Reason = qerr.IdleTimeout
 	} else if is[*quic.HandshakeTimeoutError](err) {
@@ -154,6 +165,18 @@ type sentinelError struct {
 
 func (e *sentinelError) Error() string   { return e.sentinel.Error() }
 func (e *sentinelError) Unwrap() []error { return []error{e.sentinel, e.err} }
+
+// CheckCode returns nil when code, an application error code for
+// CancelRead, CancelWrite or Conn.CloseWithError, fits in a QUIC varint
+// (at most 2^62-1), and else an error matching qerr.ErrInvalidCode. Check every
+// code from a user before handing it to quic-go: quic-go panics encoding a
+// larger one, on its connection goroutine, which no caller can recover.
+func CheckCode(code uint64) error {
+	if code > quicvarint.Max {
+		return fmt.Errorf("%w: %#x", qerr.ErrInvalidCode, code)
+	}
+	return nil
+}
 
 func is[T error](err error) bool {
 	_, ok := errors.AsType[T](err)

@@ -52,7 +52,7 @@ func TestConnection(t *testing.T) {
 		{"peer application close keeps code and message", appRemote, qerr.ShutdownByPeer, 42, "bye"},
 		{"local application close is ShutdownByLocal", appLocal, qerr.ShutdownByLocal, 7, ""},
 		{"TLS alert from peer is a transport code", tlsAlert, qerr.ShutdownByTransport, 0x12a, "bad certificate"},
-		{"local TLS failure is a transport code", tlsLocal, qerr.ShutdownByTransport, 0x12a, ""},
+		{"a bare TLS alert code is named", tlsLocal, qerr.ShutdownByTransport, 0x12a, "CRYPTO_ERROR 0x12a: tls: bad certificate"},
 		{"protocol violation", protocolViolation, qerr.ShutdownByTransport, 0xa, "oops"},
 		{"idle timeout", idle, qerr.IdleTimeout, 0, ""},
 		{"handshake timeout", handshake, qerr.HandshakeTimeout, 0, ""},
@@ -228,4 +228,25 @@ func TestReadWrite(t *testing.T) {
 			t.Errorf("Error() = %q, want %q", got, want)
 		}
 	})
+}
+
+func TestCheckCode(t *testing.T) {
+	tests := []struct {
+		code uint64
+		ok   bool
+	}{
+		{0, true},
+		{1<<62 - 1, true},
+		{1 << 62, false},
+		{1<<64 - 1, false},
+	}
+	for _, tt := range tests {
+		err := CheckCode(tt.code)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckCode(%#x) = %v, want ok=%v", tt.code, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, qerr.ErrInvalidCode) {
+			t.Errorf("CheckCode(%#x) = %v, want ErrInvalidCode", tt.code, err)
+		}
+	}
 }

@@ -64,9 +64,9 @@ type Identity struct {
 
 // Register adds -trust, -cert, -key and -gen-cert to fs.
 func (id *Identity) Register(fs *flag.FlagSet) {
-	fs.Var(&id.Trust, "trust", "trust the peer whose certificate has this SHA-256 `hash` (repeatable; required)")
-	fs.StringVar(&id.Cert, "cert", "", "load this program's certificate from this PEM `file` (with -key); default: a fresh self-signed one")
-	fs.StringVar(&id.Key, "key", "", "load the private key from this PEM `file` (with -cert)")
+	fs.Var(&id.Trust, "trust", "trust the peer whose certificate has this SHA-256 `HASH` (repeatable; required)")
+	fs.StringVar(&id.Cert, "cert", "", "load this program's certificate from this PEM `FILE` (with -key); default: a fresh self-signed one")
+	fs.StringVar(&id.Key, "key", "", "load the private key from this PEM `FILE` (with -cert)")
 	fs.StringVar(&id.GenCert, "gen-cert", "", "write a new self-signed key pair to `PREFIX`-cert.pem and PREFIX-key.pem, print its hash and exit")
 }
 
@@ -83,7 +83,7 @@ func (id *Identity) Check() error {
 // that trusts everyone: with no -trust hash it fails.
 func (id *Identity) Credential(subject string) (*certverify.Credential, error) {
 	if len(id.Trust) == 0 {
-		return nil, errors.New("no -trust hash given: pass the peer's identity (it prints it when it starts)")
+		return nil, Usagef("no -trust hash given: pass the peer's identity, the hash it prints (see -help)")
 	}
 	var cred *certverify.Credential
 	var err error
@@ -180,6 +180,8 @@ func Explain(err error, addr, self string) string {
 			return fmt.Sprintf("the peer at %s rejected this program's certificate (identity %s): start the peer with -trust %s, and use -cert/-key here so the identity stays the same", addr, self, self)
 		case connErr.Reason == qerr.ShutdownByTransport && connErr.Code == codeCertificateRequired:
 			return fmt.Sprintf("the peer at %s requires a client certificate", addr)
+		case connErr.Reason == qerr.ShutdownByPeer:
+			return fmt.Sprintf("the peer at %s closed the connection with code %d", addr, connErr.Code)
 		case connErr.Reason == qerr.IdleTimeout:
 			return fmt.Sprintf("connection to %s timed out: nothing received for the idle timeout", addr)
 		}

@@ -13,13 +13,13 @@ type FrameType uint64
 // The frame types of RFC 9114. The types HTTP/2 used and HTTP/3 reserves
 // (0x02, 0x06, 0x08, 0x09) are recognised by IsHTTP2Reserved.
 const (
-	FrameData                 FrameType = 0x00
-	FrameHeaders              FrameType = 0x01
-	FrameCancelPush           FrameType = 0x03
-	FrameSettings             FrameType = 0x04
-	FramePushPromiseFrameType           = 0x05
-	FrameGoAway               FrameType = 0x07
-	FrameMaxPushID            FrameType = 0x0d
+	FrameData        FrameType = 0x00
+	FrameHeaders     FrameType = 0x01
+	FrameCancelPush  FrameType = 0x03
+	FrameSettings    FrameType = 0x04
+	FramePushPromise FrameType = 0x05
+	FrameGoAway      FrameType = 0x07
+	FrameMaxPushID   FrameType = 0x0d
 )
 
 // IsHTTP2Reserved reports whether t is an HTTP/2 frame type that HTTP/3
@@ -163,3 +163,7 @@ func ReadStreamType(r io.ByteReader) (StreamType, error) {
 	}
 	return StreamType(t), nil
 }
+
+// ReadVarint reads a variable-length integer outside any frame: the type at
+// the start of a unidirectional stream.
+func (f *FrameReader) ReadVarint() (uint64, error) { return ReadVarint(f.r) }

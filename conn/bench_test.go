@@ -1,0 +1,440 @@
+package conn_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicconn/quicconn/certverify"
+	"github.com/quicconn/quicconn/conn"
+	"github.com/quicconn/quicconn/stream"
+)
+
+// The benchmarks run the same paths through quicconn and through raw
+// quic-go, on loopback UDP, with the same credentials, the very TLS configs
+// certverify builds, and the same transport settings, so that benchstat can
+// compare commits and the two sub-benchmarks can be compared with each
+// other. examples/perf measures the same paths with a TCP + TLS baseline.
+//
+//	go test -run '^$' -bench . -benchmem -count 6 ./conn/ | tee new.txt
+//	benchstat old.txt new.txt
+
+// perfSettings are the settings of both sides; perfQUICConfig is their
+// translation for raw quic-go (what conn does with them).
+var perfSettings = conn.Settings{DatagramReceiveEnabled: true}
+
+func perfQUICConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:  conn.DefaultHandshakeTimeout,
+		MaxIdleTimeout:        conn.DefaultIdleTimeout,
+		MaxIncomingStreams:    conn.DefaultPeerStreamCount,
+		MaxIncomingUniStreams: conn.DefaultPeerStreamCount,
+		EnableDatagrams:       true,
+		InitialPacketSize:     1200, // as conn sets it
+	}
+}
+
+// perfEnv is a quicconn listener and a raw quic-go listener on loopback,
+// with the credentials both use.
+type perfEnv struct {
+	tb                     testing.TB
+	serverCred, clientCred *certverify.Credential
+	reg                    *conn.Registration
+	cfg                    *conn.Configuration
+	ln                     *conn.Listener
+	host                   string
+	port                   uint16
+	rawLn                  *quic.EarlyListener
+	rawTr                  *quic.Transport
+}
+
+func newPerfEnv(tb testing.TB) *perfEnv {
+	tb.Helper()
+	sc, cc := creds(tb)
+	e := &perfEnv{tb: tb, serverCred: sc, clientCred: cc, reg: conn.NewRegistration(tb.Name())}
+	tb.Cleanup(func() {
+		e.reg.Close()
+		if e.rawLn != nil {
+			e.rawLn.Close()
+			e.rawTr.Close()
+			e.rawTr.Conn.Close()
+		}
+	})
+	var err error
+	if e.cfg, err = conn.NewConfiguration([]string{alpn}, perfSettings); err != nil {
+		tb.Fatal(err)
+	}
+	if e.ln, err = conn.Listen(e.reg, "127.0.0.1:0", e.cfg, sc); err != nil {
+		tb.Fatal(err)
+	}
+	ua := e.ln.Addr().(*net.UDPAddr)
+	e.host, e.port = ua.IP.String(), uint16(ua.Port)
+
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.rawTr = &quic.Transport{Conn: udp}
+	// quicconn's listener starts from this very config and uses ListenEarly.
+	if e.rawLn, err = e.rawTr.ListenEarly(sc.ServerTLSConfig([]string{alpn}), perfQUICConfig()); err != nil {
+		udp.Close()
+		tb.Fatal(err)
+	}
+	return e
+}
+
+// connPair returns a connected quicconn client and server.
+func (e *perfEnv) connPair() (client, server *conn.Connection) {
+	e.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := conn.New(e.reg, e.clientCred)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- client.Start(ctx, e.cfg, e.host, e.port) }()
+	server, err = e.ln.Accept(ctx)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	if err := server.Accept(ctx); err != nil {
+		e.tb.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		e.tb.Fatal(err)
+	}
+	return client, server
+}
+
+// rawDial makes a raw quic-go client connection as quicconn's Start does:
+// its own socket and quic.Transport. close releases all three.
+func (e *perfEnv) rawDial(ctx context.Context) (qc *quic.Conn, close func(), err error) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{})
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &quic.Transport{Conn: udp}
+	qc, err = tr.Dial(ctx, e.rawLn.Addr(), e.clientCred.ClientTLSConfig("127.0.0.1", []string{alpn}), perfQUICConfig())
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, nil, err
+	}
+	return qc, func() {
+		qc.CloseWithError(0, "")
+		tr.Close()
+		udp.Close()
+	}, nil
+}
+
+// rawPair returns a connected raw quic-go client and server.
+func (e *perfEnv) rawPair() (client, server *quic.Conn) {
+	e.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, closeClient, err := e.rawDial(ctx)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	server, err = e.rawLn.Accept(ctx)
+	if err != nil {
+		closeClient()
+		e.tb.Fatal(err)
+	}
+	select {
+	case <-server.HandshakeComplete():
+	case <-ctx.Done():
+		e.tb.Fatal("server handshake did not complete")
+	}
+	e.tb.Cleanup(func() {
+		closeClient()
+		server.CloseWithError(0, "")
+	})
+	return client, server
+}
+
+// connStreams and rawStreams open a bidirectional stream on a pair and
+// accept it on the other side; a marker byte makes both ends established.
+func (e *perfEnv) connStreams(client, server *conn.Connection) (c, s *stream.Stream) {
+	e.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.OpenOutboundStream(ctx, stream.Bidirectional, false)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	if _, err := c.Write([]byte{0}); err != nil {
+		e.tb.Fatal(err)
+	}
+	if s, err = server.AcceptInboundStream(ctx); err != nil {
+		e.tb.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
+		e.tb.Fatal(err)
+	}
+	return c, s
+}
+
+func (e *perfEnv) rawStreams(client, server *quic.Conn) (c, s *quic.Stream) {
+	e.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.OpenStreamSync(ctx)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	if _, err := c.Write([]byte{0}); err != nil {
+		e.tb.Fatal(err)
+	}
+	if s, err = server.AcceptStream(ctx); err != nil {
+		e.tb.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
+		e.tb.Fatal(err)
+	}
+	return c, s
+}
+
+// BenchmarkStreamThroughput writes 64 KiB per operation on one stream
+// while the peer reads; the time includes delivery of the last byte.
+func BenchmarkStreamThroughput(b *testing.B) {
+	e := newPerfEnv(b)
+	run := func(b *testing.B, w io.WriteCloser, r io.Reader) {
+		buf := make([]byte, 64<<10)
+		done := make(chan error, 1)
+		go func() {
+			rbuf := make([]byte, 64<<10)
+			for {
+				if _, err := r.Read(rbuf); err != nil {
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+					done <- err
+					return
+				}
+			}
+		}()
+		b.SetBytes(int64(len(buf)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := w.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w.Close()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("quicconn", func(b *testing.B) {
+		c, s := e.connStreams(e.connPair())
+		run(b, c, s)
+	})
+	b.Run("quic-go", func(b *testing.B) {
+		c, s := e.rawStreams(e.rawPair())
+		run(b, c, s)
+	})
+}
+
+// serveRequests answers every stream accept returns: it reads the request
+// to FIN and writes a 1 KiB response and FIN.
+func serveRequests(accept func(context.Context) (io.ReadWriteCloser, error)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	resp := make([]byte, 1<<10)
+	wg.Go(func() {
+		for {
+			st, err := accept(ctx)
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer st.Close()
+				if _, err := io.Copy(io.Discard, st); err != nil {
+					return
+				}
+				st.Write(resp)
+			})
+		}
+	})
+	return func() { cancel(); wg.Wait() }
+}
+
+// BenchmarkRequestResponse sends a 1 KiB request and reads a 1 KiB response
+// on a new stream per operation, one request at a time (the latency path)
+// and 32 at a time (b.SetParallelism with GOMAXPROCS).
+func BenchmarkRequestResponse(b *testing.B) {
+	e := newPerfEnv(b)
+	type opener func(context.Context) (io.ReadWriteCloser, error)
+	run := func(b *testing.B, open opener) {
+		one := func(req, resp []byte) {
+			st, err := open(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			st.Close()
+			if _, err := io.ReadFull(st, resp); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := st.Read(resp[:1]); n != 0 || !errors.Is(err, io.EOF) {
+				b.Fatalf("response not followed by FIN: %d, %v", n, err)
+			}
+		}
+		b.Run("c=1", func(b *testing.B) {
+			req, resp := make([]byte, 1<<10), make([]byte, 1<<10)
+			b.ReportAllocs()
+			for b.Loop() {
+				one(req, resp)
+			}
+		})
+		b.Run("c=32", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(16) // × GOMAXPROCS 2 = 32 requesters
+			b.RunParallel(func(pb *testing.PB) {
+				req, resp := make([]byte, 1<<10), make([]byte, 1<<10)
+				for pb.Next() {
+					one(req, resp)
+				}
+			})
+		})
+	}
+	b.Run("quicconn", func(b *testing.B) {
+		client, server := e.connPair()
+		stop := serveRequests(func(ctx context.Context) (io.ReadWriteCloser, error) {
+			return server.AcceptInboundStream(ctx)
+		})
+		defer stop()
+		run(b, func(ctx context.Context) (io.ReadWriteCloser, error) {
+			return client.OpenOutboundStream(ctx, stream.Bidirectional, false)
+		})
+	})
+	b.Run("quic-go", func(b *testing.B) {
+		client, server := e.rawPair()
+		stop := serveRequests(func(ctx context.Context) (io.ReadWriteCloser, error) {
+			return server.AcceptStream(ctx)
+		})
+		defer stop()
+		run(b, func(ctx context.Context) (io.ReadWriteCloser, error) {
+			return client.OpenStreamSync(ctx)
+		})
+	})
+}
+
+// BenchmarkDatagram sends 1,100-byte datagrams as fast as SendDatagram takes
+// them while the peer receives; delivered/op is the share that arrived.
+func BenchmarkDatagram(b *testing.B) {
+	e := newPerfEnv(b)
+	payload := make([]byte, 1100)
+	run := func(b *testing.B, send func([]byte) error, receive func(context.Context) ([]byte, error)) {
+		var got atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				if _, err := receive(ctx); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		})
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := send(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		wg.Wait()
+		b.ReportMetric(float64(got.Load())/float64(b.N), "delivered/op")
+	}
+	b.Run("quicconn", func(b *testing.B) {
+		client, server := e.connPair()
+		run(b, client.SendDatagram, server.ReceiveDatagram)
+	})
+	b.Run("quic-go", func(b *testing.B) {
+		client, server := e.rawPair()
+		run(b, client.SendDatagram, server.ReceiveDatagram)
+	})
+}
+
+// BenchmarkHandshake makes one full handshake per operation: a new client
+// socket, mutual authentication with the pinned certificates, and close.
+func BenchmarkHandshake(b *testing.B) {
+	e := newPerfEnv(b)
+	b.Run("quicconn", func(b *testing.B) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				s, err := e.ln.Accept(ctx)
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					if s.Accept(ctx) == nil {
+						select {
+						case <-s.WatchShutdown():
+						case <-ctx.Done():
+						}
+					}
+				})
+			}
+		})
+		defer func() { cancel(); wg.Wait() }()
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := conn.New(e.reg, e.clientCred)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Start(ctx, e.cfg, e.host, e.port); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.ShutdownAndWait(ctx, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("quic-go", func(b *testing.B) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				s, err := e.rawLn.Accept(ctx)
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					select {
+					case <-s.Context().Done():
+					case <-ctx.Done():
+						s.CloseWithError(0, "")
+					}
+				})
+			}
+		})
+		defer func() { cancel(); wg.Wait() }()
+		b.ReportAllocs()
+		for b.Loop() {
+			_, closeClient, err := e.rawDial(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			closeClient()
+		}
+	})
+}

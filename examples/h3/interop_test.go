@@ -1,0 +1,147 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// interopSuite runs the exchanges every client/server pair must get right.
+func interopSuite(t *testing.T, c *http.Client, url func(string) string) {
+	_, bigSum := bigFile()
+	t.Run("small page", func(t *testing.T) {
+		status, body, _ := get(t, c, url("/"))
+		if status != http.StatusOK || string(body) != smallPage {
+			t.Fatalf("got %d %q, want 200 %q", status, body, smallPage)
+		}
+	})
+	t.Run("16 MiB file", func(t *testing.T) {
+		status, body, d := get(t, c, url("/big"))
+		sum := sha256.Sum256(body)
+		if status != http.StatusOK || len(body) != bigSize || hex.EncodeToString(sum[:]) != bigSum {
+			t.Fatalf("got %d, %d bytes, sha256 %x; want 200, %d bytes, %s", status, len(body), sum, bigSize, bigSum)
+		}
+		t.Logf("16 MiB in %s (%.0f MB/s)", d.Round(time.Millisecond), bigSize/d.Seconds()/1e6)
+	})
+	t.Run("100 concurrent requests", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for i := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := c.Get(url(fmt.Sprintf("/n/%d", i)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := fmt.Sprintf("item %d", i); resp.StatusCode != 200 || string(b) != want {
+					errs <- fmt.Errorf("request %d: got %d %q, want 200 %q", i, resp.StatusCode, b, want)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+	t.Run("404", func(t *testing.T) {
+		status, _, _ := get(t, c, url("/no/such/page"))
+		if status != http.StatusNotFound {
+			t.Fatalf("got %d, want 404", status)
+		}
+	})
+	t.Run("POST body", func(t *testing.T) {
+		body := strings.Repeat("quicconn ", 100_000)
+		resp, err := c.Post(url("/sha256"), "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		sum := sha256.Sum256([]byte(body))
+		if want := fmt.Sprintf("%x %d", sum, len(body)); string(got) != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+}
+
+// TestOurClientQuicGoServer: the example's client against quic-go's
+// http3.Server.
+func TestOurClientQuicGoServer(t *testing.T) {
+	checkLeaks(t)
+	srv := startQuicGoServer(t, testHandler())
+	interopSuite(t, ourClient(t, srv.certDER), srv.url)
+}
+
+// TestQuicGoClientOurServer: quic-go's http3.Transport against the example's
+// server, which must see every request as HTTP/3.
+func TestQuicGoClientOurServer(t *testing.T) {
+	checkLeaks(t)
+	srv := startOurServer(t, testHandler())
+	interopSuite(t, quicGoClient(t, srv.certDER), srv.url)
+	e, ok := srv.log.find("GET", "/big")
+	if !ok || e.Proto != "HTTP/3" || e.Status != 200 || e.Bytes != bigSize {
+		t.Errorf("access log for GET /big: %+v (found %v), want HTTP/3 200 %d bytes", e, ok, bigSize)
+	}
+}
+
+// TestOurClientOurServer: the example against itself.
+func TestOurClientOurServer(t *testing.T) {
+	checkLeaks(t)
+	srv := startOurServer(t, testHandler())
+	interopSuite(t, ourClient(t, srv.certDER), srv.url)
+}
+
+// TestTransferTimings measures 16 MiB downloads for each client/server pair,
+// quic-go with itself as the reference. Set H3_TIMINGS=1 to run it (it is
+// a measurement, not a check; run it without -race for meaningful numbers).
+func TestTransferTimings(t *testing.T) {
+	if os.Getenv("H3_TIMINGS") == "" {
+		t.Skip("set H3_TIMINGS=1 to measure")
+	}
+	checkLeaks(t)
+	const runs = 5
+	ours := startOurServer(t, testHandler())
+	theirs := startQuicGoServer(t, testHandler())
+	pairs := []struct {
+		name   string
+		client *http.Client
+		url    func(string) string
+	}{
+		{"quic-go client -> quic-go server", quicGoClient(t, theirs.certDER), theirs.url},
+		{"our client     -> quic-go server", ourClient(t, theirs.certDER), theirs.url},
+		{"quic-go client -> our server   ", quicGoClient(t, ours.certDER), ours.url},
+		{"our client     -> our server   ", ourClient(t, ours.certDER), ours.url},
+	}
+	for _, p := range pairs {
+		var ds []time.Duration
+		get(t, p.client, p.url("/")) // connect first: time the transfer only
+		for range runs {
+			_, body, d := get(t, p.client, p.url("/big"))
+			if len(body) != bigSize {
+				t.Fatalf("%s: %d bytes", p.name, len(body))
+			}
+			ds = append(ds, d)
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		med := ds[len(ds)/2]
+		t.Logf("%s: 16 MiB median %s (%.0f MB/s), best %s, worst %s", p.name,
+			med.Round(time.Millisecond), bigSize/med.Seconds()/1e6, ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	}
+}
