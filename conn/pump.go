@@ -3,7 +3,6 @@ package conn
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"time"
 
@@ -189,19 +188,11 @@ func closeOnce(ch chan struct{}) {
 	}
 }
 
-// hookTLS makes conf report the peer certificate to c: verified, it is
+// hookTLS makes conf report the peer certificate to c: accepted, it is
 // stored and wakes ReceiveRemoteCertificate; rejected, the reason is kept
-// for the connection's error. The credential's own callbacks still decide.
+// for the connection's error. The credential's VerifyConnection, where
+// certverify enforces its policy, still decides.
 func (c *Connection) hookTLS(conf *tls.Config) {
-	if vpc := conf.VerifyPeerCertificate; vpc != nil {
-		conf.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
-			if err := vpc(raw, chains); err != nil {
-				c.setCertErr(err)
-				return err
-			}
-			return nil
-		}
-	}
 	vc := conf.VerifyConnection
 	conf.VerifyConnection = func(cs tls.ConnectionState) error {
 		if vc != nil {

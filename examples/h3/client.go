@@ -15,6 +15,7 @@ import (
 
 	"github.com/quicconn/quicconn/certverify"
 	"github.com/quicconn/quicconn/conn"
+	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/examples/h3/internal/h3wire"
 	"github.com/quicconn/quicconn/stream"
 )
@@ -39,7 +40,8 @@ type Transport struct {
 	mu     sync.Mutex
 	reg    *conn.Registration
 	closed bool
-	conns  map[string]*clientConn
+	conns  map[string]*clientConn // the connection new requests use
+	all    []*session             // every connection made, to wait for in Close
 }
 
 // clientConn is one connection of a Transport; ready is closed once the
@@ -74,10 +76,18 @@ func (t *Transport) Close() error {
 			cc.sess.close(h3wire.NoError)
 		}
 	}
+	var err error
 	if reg != nil {
-		return reg.Close()
+		err = reg.Close()
 	}
-	return nil
+	t.mu.Lock()
+	all := t.all
+	t.all = nil
+	t.mu.Unlock()
+	for _, s := range all {
+		s.wait()
+	}
+	return err
 }
 
 // getConn returns a usable connection to authority (host:port), dialing one
@@ -110,13 +120,14 @@ func (t *Transport) getConn(ctx context.Context, authority string) (*session, er
 		t.mu.Unlock()
 		cc.sess, cc.err = t.dial(ctx, reg, authority)
 		close(cc.ready)
-		if cc.err != nil {
-			t.mu.Lock()
-			if t.conns[authority] == cc {
-				delete(t.conns, authority)
-			}
-			t.mu.Unlock()
+		t.mu.Lock()
+		if cc.err != nil && t.conns[authority] == cc {
+			delete(t.conns, authority)
 		}
+		if cc.sess != nil {
+			t.all = append(t.all, cc.sess)
+		}
+		t.mu.Unlock()
 		return cc.sess, cc.err
 	}
 	t.mu.Unlock()
@@ -212,8 +223,10 @@ func roundTrip(ctx context.Context, sess *session, req *http.Request) (*http.Res
 	if err != nil {
 		return nil, err
 	}
+	sess.requestStarted()
 	str, err := sess.c.OpenOutboundStream(ctx, stream.Bidirectional, false)
 	if err != nil {
+		sess.requestDone()
 		return nil, err
 	}
 	// Cancelling the request's context aborts the stream both ways.
@@ -223,6 +236,7 @@ func roundTrip(ctx context.Context, sess *session, req *http.Request) (*http.Res
 	})
 	fail := func(err error) (*http.Response, error) {
 		stop()
+		sess.requestDone()
 		_ = str.CancelWrite(uint64(h3wire.RequestCancelled))
 		_ = str.CancelRead(uint64(h3wire.RequestCancelled))
 		if ctx.Err() != nil {
@@ -232,13 +246,18 @@ func roundTrip(ctx context.Context, sess *session, req *http.Request) (*http.Res
 	}
 	headers := h3wire.AppendFrame(nil, h3wire.FrameHeaders, h3wire.EncodeFields(fields))
 	if contentLength == 0 {
-		if _, err := str.WriteChunks([][]byte{headers}, true); err != nil {
-			return fail(err)
-		}
+		_, err = str.WriteChunks([][]byte{headers}, true)
 	} else {
-		if err := writeBody(str, headers, req.Body); err != nil {
-			return fail(err)
-		}
+		err = writeBody(str, headers, req.Body)
+	}
+	var se *qerr.StreamError
+	if errors.As(err, &se) && se.Kind == qerr.Stopped && se.Remote && se.Code == uint64(h3wire.NoError) {
+		// The server has answered without needing the rest of the
+		// request (RFC 9114 section 4.1): read the response.
+		err = nil
+	}
+	if err != nil {
+		return fail(err)
 	}
 
 	fr := h3wire.NewFrameReader(str)
@@ -292,6 +311,7 @@ func roundTrip(ctx context.Context, sess *session, req *http.Request) (*http.Res
 				r:    &bodyReader{fr: fr, sess: sess, str: str, fromServer: true, contentLength: bodyLen},
 				str:  str,
 				stop: stop,
+				done: sess.requestDone,
 			}
 			return resp, nil
 		default:
@@ -340,18 +360,32 @@ type responseBody struct {
 	r    *bodyReader
 	str  *stream.Stream
 	stop func() bool
+	done func() // the session's requestDone
 	once sync.Once
 }
 
-func (b *responseBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.finish()
+	}
+	return n, err
+}
 
 func (b *responseBody) Close() error {
+	b.finish()
+	return nil
+}
+
+// finish ends the exchange once: at the end of the body, at an error or at
+// Close, which stops the server if the body was not read to its end.
+func (b *responseBody) finish() {
 	b.once.Do(func() {
 		b.stop()
 		if b.r.err != io.EOF {
 			_ = b.str.CancelRead(uint64(h3wire.RequestCancelled))
 			_ = b.str.CancelWrite(uint64(h3wire.RequestCancelled))
 		}
+		b.done()
 	})
-	return nil
 }

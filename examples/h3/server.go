@@ -178,9 +178,17 @@ func (s *Server) serveConn(ctx context.Context, c *conn.Connection) {
 	sess.wait()
 }
 
+// drainGrace bounds how long a server that has finished its requests waits
+// for the client to close the connection after GOAWAY.
+const drainGrace = time.Second
+
 // shutdown is the graceful close of RFC 9114 section 5.2: GOAWAY with the
-// first stream ID we will not process, then the requests already accepted
-// run to completion, then CONNECTION_CLOSE with H3_NO_ERROR.
+// first stream ID we will not process; the requests already accepted run to
+// completion; then the client, seeing GOAWAY and nothing in flight, closes
+// the connection. The server closes it itself (H3_NO_ERROR) when ctx ends,
+// or drainGrace after its last response, so that a client that does not
+// close cannot hold it; waiting for the client, rather than closing at once,
+// keeps CONNECTION_CLOSE from discarding response data not yet delivered.
 func (sc *serverConn) shutdown(ctx context.Context) {
 	sc.mu.Lock()
 	sc.goingAway = true
@@ -194,6 +202,13 @@ func (sc *serverConn) shutdown(ctx context.Context) {
 	}()
 	select {
 	case <-done:
+		grace := time.NewTimer(drainGrace)
+		select {
+		case <-sc.sess.ctx.Done():
+		case <-ctx.Done():
+		case <-grace.C:
+		}
+		grace.Stop()
 	case <-ctx.Done():
 	case <-sc.sess.ctx.Done():
 	}
@@ -261,9 +276,6 @@ func (sc *serverConn) serveRequest(str *stream.Stream) {
 	req = req.WithContext(ctx)
 	body := &bodyReader{fr: fr, sess: sess, str: str, contentLength: req.ContentLength}
 	req.Body = io.NopCloser(body)
-	if req.ContentLength == 0 {
-		req.Body = http.NoBody
-	}
 
 	rw := &responseWriter{str: str, header: make(http.Header), head: req.Method == http.MethodHead}
 	if req.Method == http.MethodConnect {
@@ -281,11 +293,21 @@ func (sc *serverConn) serveRequest(str *stream.Stream) {
 		entry.Status = 0
 		return
 	}
-	if body.err == nil {
+	if body.err == nil && !drain(str, body) {
 		// The response is complete: the rest of the request is not needed
 		// (RFC 9114 section 4.1).
 		_ = str.CancelRead(uint64(h3wire.NoError))
 	}
+}
+
+// drain reads what is left of a request the handler did not read, when it
+// is short and already here (typically just the FIN of a GET), and reports
+// whether the request ended. Stopping a client that has already sent
+// everything would only make it see an error for nothing.
+func drain(str *stream.Stream, body *bodyReader) bool {
+	_ = str.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err := io.CopyN(io.Discard, body, 64<<10)
+	return err == io.EOF
 }
 
 // callHandler runs h, turning a panic into an error.

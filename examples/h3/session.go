@@ -47,6 +47,7 @@ type session struct {
 	goAwayID      uint64                     // the peer's last GOAWAY ID
 	goAway        chan struct{}              // closed at the peer's first GOAWAY
 	failed        *h3wire.Error              // the connection error we closed with
+	active        int                        // client: requests in progress
 
 	wg sync.WaitGroup // the session's goroutines
 }
@@ -143,6 +144,25 @@ func (s *session) close(code h3wire.Code) {
 func (s *session) wait() {
 	<-s.c.WatchShutdown()
 	s.wg.Wait()
+}
+
+// requestStarted counts a client request in progress.
+func (s *session) requestStarted() {
+	s.mu.Lock()
+	s.active++
+	s.mu.Unlock()
+}
+
+// requestDone ends a client request; the last one after the server's
+// GOAWAY closes the connection with H3_NO_ERROR, as the server waits for.
+func (s *session) requestDone() {
+	s.mu.Lock()
+	s.active--
+	idle := s.active == 0
+	s.mu.Unlock()
+	if _, goingAway := s.peerGoAway(); idle && goingAway {
+		_ = s.c.Shutdown(uint64(h3wire.NoError))
+	}
 }
 
 // peerGoAway returns the peer's GOAWAY ID and whether it sent one.
@@ -284,7 +304,13 @@ func (s *session) readControl(fr *h3wire.FrameReader) error {
 				close(s.goAway)
 			}
 			s.goAwayID = id
+			idle := !s.isServer && s.active == 0
 			s.mu.Unlock()
+			if idle {
+				// RFC 9114 section 5.2: with nothing in flight, the client
+				// completes the graceful shutdown.
+				_ = s.c.Shutdown(uint64(h3wire.NoError))
+			}
 		case ft == h3wire.FrameMaxPushID:
 			if !s.isServer {
 				return h3wire.ConnError(h3wire.FrameUnexpected, "MAX_PUSH_ID from a server")

@@ -2,8 +2,12 @@
 //
 //	cicheck doc DIR...     every exported name of every non-main package has a doc comment
 //	cicheck static BIN...  each binary is a statically linked ELF file
+//	cicheck testsum        summarizes `go test -json` read from standard input
 //
-// It prints one line per problem and exits 1 if there is any.
+// doc and static print one line per problem and exit 1 if there is any.
+// testsum prints each package's result line and the output of every failed
+// test, then a closing line "tests: N passed, N failed, N skipped"; it exits
+// 1 if any test or package failed.
 package main
 
 import (
@@ -19,8 +23,11 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "testsum" {
+		os.Exit(testsum(os.Stdin, os.Stdout))
+	}
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: cicheck doc DIR... | cicheck static BIN...")
+		fmt.Fprintln(os.Stderr, "usage: cicheck doc DIR... | cicheck static BIN... | cicheck testsum")
 		os.Exit(2)
 	}
 	var problems []string
