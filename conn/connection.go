@@ -702,6 +702,6 @@ func (c *Connection) abort(reason qerr.Reason, cause error) {
 		cancel(cause)
 	}
 	if qc != nil {
-		c.requestClose(0, cause.Error())
+		c.requestClose(0, quicerr.InternalClosePrefix+cause.Error())
 	}
 }

@@ -177,22 +177,15 @@ type transport struct {
 }
 
 // acquireTransport returns the transport for o's socket, creating it on
-// first use.
+// first use. The socket is opened outside the registration's lock, so that
+// concurrent Starts do not queue behind each other's system calls.
 func (r *Registration) acquireTransport(o *options) (*transport, error) {
 	key, err := transportKey(o)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil, errRegistrationClosed
-	}
-	if key != nil {
-		if t, ok := r.transports[key]; ok {
-			t.refs++
-			return t, nil
-		}
+	if t, err := r.sharedTransport(key); t != nil || err != nil {
+		return t, err
 	}
 	pc := o.pc
 	if pc == nil {
@@ -208,19 +201,46 @@ func (r *Registration) acquireTransport(o *options) (*transport, error) {
 		}
 		pc = udp
 	}
-	t := &transport{reg: r, key: key, refs: 1}
+	t := &transport{reg: r, key: key, refs: 1, ownsConn: o.pc == nil}
 	t.tr = &quic.Transport{Conn: pc, ConnContext: t.connContext}
-	if o.pc == nil {
-		t.ownsConn = true
-		// Register the socket under the address it was given, so that a
-		// listener on port 0 can be joined by connections that bind the
-		// port it got.
-		key = "udp " + pc.LocalAddr().String()
-		t.key = key
+	if t.ownsConn {
+		// Register the socket under the address it got, so that a listener
+		// on port 0 can be joined by connections that bind the port it got.
+		t.key = "udp " + pc.LocalAddr().String()
 	}
-	if key != nil {
-		r.transports[key] = t
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		t.close()
+		return nil, errRegistrationClosed
 	}
+	if other, ok := r.transports[t.key]; ok && !t.ownsConn {
+		// Another caller set up the same packet conn meanwhile: use theirs.
+		other.refs++
+		r.mu.Unlock()
+		return other, nil
+	}
+	r.transports[t.key] = t
+	r.mu.Unlock()
+	return t, nil
+}
+
+// sharedTransport returns the live transport registered under key, with a
+// new reference, or nil when there is none.
+func (r *Registration) sharedTransport(key any) (*transport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errRegistrationClosed
+	}
+	if key == nil {
+		return nil, nil
+	}
+	t, ok := r.transports[key]
+	if !ok {
+		return nil, nil
+	}
+	t.refs++
 	return t, nil
 }
 
@@ -229,7 +249,7 @@ func (r *Registration) releaseTransport(t *transport) {
 	r.mu.Lock()
 	t.refs--
 	last := t.refs == 0
-	if last && t.key != nil {
+	if last && r.transports[t.key] == t {
 		delete(r.transports, t.key)
 	}
 	r.mu.Unlock()

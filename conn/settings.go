@@ -120,8 +120,16 @@ func (c *Configuration) validate() error {
 			return &qerr.ConfigError{Field: n.name, Reason: fmt.Sprintf("must not be negative, is %d", n.v)}
 		}
 	}
-	if s.PeerBidiStreamCount > 1<<60 || s.PeerUniStreamCount > 1<<60 {
-		return &qerr.ConfigError{Field: "Settings.PeerBidiStreamCount", Reason: "must be at most 2^60"}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"Settings.PeerBidiStreamCount", s.PeerBidiStreamCount},
+		{"Settings.PeerUniStreamCount", s.PeerUniStreamCount},
+	} {
+		if n.v > 1<<60 {
+			return &qerr.ConfigError{Field: n.name, Reason: fmt.Sprintf("must be at most 2^60, is %d", n.v)}
+		}
 	}
 	return nil
 }

@@ -147,6 +147,7 @@ var reasonNames = [...]string{
 	VersionNegotiation:  "version negotiation failed",
 }
 
+// String returns a lower-case phrase such as "shutdown by peer".
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) && reasonNames[r] != "" {
 		return reasonNames[r]
@@ -198,6 +199,7 @@ const (
 	Stopped
 )
 
+// String returns "reset" or "stopped".
 func (k StreamErrorKind) String() string {
 	switch k {
 	case Reset:

@@ -23,12 +23,19 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/quicvarint"
 
 	qerr "github.com/quicconn/quicconn/errors"
 )
+
+// InternalClosePrefix starts the reason phrase of every close that the conn
+// package makes for a reason of its own rather than the application's
+// Shutdown, so that Connection can tell the two apart in the errors that
+// quic-go hands to stream operations.
+const InternalClosePrefix = "quicconn: "
 
 // Connection maps a connection-level error from quic-go — the cause of
 // Conn.Context(), or the error of a stream, accept or open call after the
@@ -59,6 +66,11 @@ func Connection(err error) *qerr.ConnectionError {
 		ce.Reason = qerr.ShutdownByLocal
 		if e.Remote {
 			ce.Reason = qerr.ShutdownByPeer
+		} else if e.ErrorCode == 0 && strings.HasPrefix(e.ErrorMessage, InternalClosePrefix) {
+			// conn closed it for a reason of its own (Registration.Close),
+			// not the application's Shutdown: streams must report what
+			// Connection.Err reports.
+			ce.Reason = qerr.ConnectionClosed
 		}
 		ce.Code = uint64(e.ErrorCode)
 		ce.Message = e.ErrorMessage
