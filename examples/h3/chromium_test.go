@@ -15,23 +15,61 @@ import (
 	"time"
 )
 
-// chromiumPath finds Chromium for the browser tests. Absent, the test fails
-// in CI (CI=true), where .ci/chromium must have installed it, and is skipped
-// elsewhere.
+// chromiumMissing is what the Chromium tests say when there is none.
+const chromiumMissing = "chromium not found (neither /usr/bin/chromium nor chromium in PATH): run .ci/chromium to install Debian's chromium"
+
+// findChromium looks for Chromium with stat and lookPath. Absent, it
+// reports fail in CI (ci is the value of $CI), where .ci/chromium must have
+// installed it, and a skip elsewhere.
+func findChromium(stat func(string) (os.FileInfo, error), lookPath func(string) (string, error), ci string) (path string, fail bool) {
+	if _, err := stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium", false
+	}
+	if p, err := lookPath("chromium"); err == nil {
+		return p, false
+	}
+	return "", ci == "true"
+}
+
+// chromiumPath returns Chromium's path, or fails (CI=true) or skips the test.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
+	p, fail := findChromium(os.Stat, exec.LookPath, os.Getenv("CI"))
+	switch {
+	case p != "":
 		return p
+	case fail:
+		t.Fatal(chromiumMissing)
+	default:
+		t.Skip(chromiumMissing)
 	}
-	const msg = "chromium not found (neither /usr/bin/chromium nor chromium in PATH): run .ci/chromium to install Debian's chromium"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 	return ""
+}
+
+func TestFindChromium(t *testing.T) {
+	absent := func(string) (os.FileInfo, error) { return nil, os.ErrNotExist }
+	present := func(string) (os.FileInfo, error) { return nil, nil }
+	notInPath := func(string) (string, error) { return "", exec.ErrNotFound }
+	inPath := func(string) (string, error) { return "/opt/bin/chromium", nil }
+	cases := []struct {
+		name     string
+		stat     func(string) (os.FileInfo, error)
+		lookPath func(string) (string, error)
+		ci       string
+		path     string
+		fail     bool
+	}{
+		{"/usr/bin/chromium first", present, inPath, "true", "/usr/bin/chromium", false},
+		{"else chromium in PATH", absent, inPath, "true", "/opt/bin/chromium", false},
+		{"absent in CI fails", absent, notInPath, "true", "", true},
+		{"absent outside CI skips", absent, notInPath, "", "", false},
+	}
+	for _, tc := range cases {
+		path, fail := findChromium(tc.stat, tc.lookPath, tc.ci)
+		if path != tc.path || fail != tc.fail {
+			t.Errorf("%s: got (%q, %v), want (%q, %v)", tc.name, path, fail, tc.path, tc.fail)
+		}
+	}
 }
 
 // chromiumDumpDOM loads url in headless Chromium, forced onto QUIC for
@@ -40,11 +78,18 @@ func chromiumPath(t *testing.T) string {
 // callers check the DOM.
 func chromiumDumpDOM(t *testing.T, srv *ourServer, path string) string {
 	t.Helper()
+	return chromiumDumpDOMAt(t, srv.addr.String(), srv.spki, path)
+}
+
+// chromiumDumpDOMAt is chromiumDumpDOM for any server at hostport whose
+// key has the base64 SPKI hash spki.
+func chromiumDumpDOMAt(t *testing.T, hostport, spki, path string) string {
+	t.Helper()
 	bin := chromiumPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	args := chromiumArgs(srv.addr.String(), srv.spki, t.TempDir())
-	args = append(args, "--dump-dom", srv.url(path))
+	args := chromiumArgs(hostport, spki, t.TempDir())
+	args = append(args, "--dump-dom", "https://"+hostport+path)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.WaitDelay = 5 * time.Second
 	var stderr strings.Builder
@@ -127,79 +172,93 @@ fetch('/big')
 </body></html>
 `
 
-// TestChromiumFetch16MiB: end-to-end integrity of a 16 MiB download by
-// Chromium from our server, checked by the SHA-256 the page computes.
-func TestChromiumFetch16MiB(t *testing.T) {
-	checkLeaks(t)
-	_, bigSum := bigFile()
-	type result struct {
-		query    string
-		sha      string
-		bytes    int
-		ms       int
-		received time.Time
-	}
-	var (
-		mu        sync.Mutex
-		bigStart  time.Time
-		got       result
-		resultIn  = make(chan struct{})
-		closeOnce sync.Once
-	)
-	mux := http.NewServeMux()
+// fetchExchange serves fetchPage and records what the page reports.
+type fetchExchange struct {
+	mu       sync.Mutex
+	bigStart time.Time
+	query    string
+	sha      string
+	bytes    int
+	ms       int
+	received time.Time
+	resultIn chan struct{}
+	once     sync.Once
+}
+
+// handler serves / (fetchPage), /big, /result and /hold.js.
+func (x *fetchExchange) handler() http.Handler {
+	x.resultIn = make(chan struct{})
 	big := testHandler()
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = io.WriteString(w, fetchPage)
 	})
 	mux.HandleFunc("GET /big", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		bigStart = time.Now()
-		mu.Unlock()
+		x.mu.Lock()
+		x.bigStart = time.Now()
+		x.mu.Unlock()
 		big.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /result", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		n, _ := strconv.Atoi(q.Get("bytes"))
-		ms, _ := strconv.Atoi(q.Get("ms"))
-		mu.Lock()
-		got = result{query: r.URL.RawQuery, sha: q.Get("sha256"), bytes: n, ms: ms, received: time.Now()}
-		mu.Unlock()
-		closeOnce.Do(func() { close(resultIn) })
+		x.mu.Lock()
+		x.query, x.sha, x.received = r.URL.RawQuery, q.Get("sha256"), time.Now()
+		x.bytes, _ = strconv.Atoi(q.Get("bytes"))
+		x.ms, _ = strconv.Atoi(q.Get("ms"))
+		x.mu.Unlock()
+		x.once.Do(func() { close(x.resultIn) })
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /hold.js", func(w http.ResponseWriter, r *http.Request) {
+		timer := time.NewTimer(55 * time.Second)
+		defer timer.Stop()
 		select {
-		case <-resultIn:
+		case <-x.resultIn:
 		case <-r.Context().Done():
-		case <-time.After(55 * time.Second):
+		case <-timer.C:
 		}
 		w.Header().Set("Content-Type", "text/javascript")
 		_, _ = io.WriteString(w, "// the result has arrived\n")
 	})
-	srv := startOurServer(t, mux)
-	dom := chromiumDumpDOM(t, srv, "/")
-	srv.shutdown()
+	return mux
+}
 
-	mu.Lock()
-	defer mu.Unlock()
+// check verifies the reported hash and returns the server-side time from
+// GET /big to the result.
+func (x *fetchExchange) check(t *testing.T, dom string) time.Duration {
+	t.Helper()
+	_, bigSum := bigFile()
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	select {
-	case <-resultIn:
+	case <-x.resultIn:
 	default:
 		t.Fatalf("the page never reported a result; DOM:\n%s", tail(dom, 2000))
 	}
-	if got.sha != bigSum || got.bytes != bigSize {
-		t.Fatalf("Chromium reported %q, want sha256=%s bytes=%d", got.query, bigSum, bigSize)
+	if x.sha != bigSum || x.bytes != bigSize {
+		t.Fatalf("Chromium reported %q, want sha256=%s bytes=%d", x.query, bigSum, bigSize)
 	}
 	want := fmt.Sprintf("sha256=%s bytes=%d", bigSum, bigSize)
 	if !regexp.MustCompile(regexp.QuoteMeta(want) + ` ms=\d+`).MatchString(dom) {
 		t.Errorf("DOM lacks %q:\n%s", want, tail(dom, 2000))
 	}
+	return x.received.Sub(x.bigStart)
+}
+
+// TestChromiumFetch16MiB: end-to-end integrity of a 16 MiB download by
+// Chromium from our server, checked by the SHA-256 the page computes.
+func TestChromiumFetch16MiB(t *testing.T) {
+	checkLeaks(t)
+	x := &fetchExchange{}
+	srv := startOurServer(t, x.handler())
+	dom := chromiumDumpDOM(t, srv, "/")
+	srv.shutdown()
+	wall := x.check(t, dom)
 	e, ok := srv.log.find("GET", "/big")
 	if !ok || e.Proto != "HTTP/3" || e.Status != http.StatusOK || e.Bytes != bigSize {
 		t.Errorf("server log for GET /big: %+v (found %v), want HTTP/3 200 %d bytes", e, ok, bigSize)
 	}
-	wall := got.received.Sub(bigStart)
-	t.Logf("Chromium fetched 16 MiB over HTTP/3 and hashed it: page-measured %d ms (fetch+digest), server-measured %s from GET /big to /result (%.0f MB/s); server log: %s",
-		got.ms, wall.Round(time.Millisecond), bigSize/wall.Seconds()/1e6, e)
+	t.Logf("Chromium fetched 16 MiB over HTTP/3 from our server and hashed it: page-measured %d ms (fetch+digest), server-measured %s from GET /big to /result (%.0f MB/s); server log: %s",
+		x.ms, wall.Round(time.Millisecond), bigSize/wall.Seconds()/1e6, e)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -247,4 +248,14 @@ func get(t *testing.T, c *http.Client, url string) (int, []byte, time.Duration) 
 		t.Errorf("GET %s: proto %s, want HTTP/3", url, resp.Proto)
 	}
 	return resp.StatusCode, body, time.Since(start)
+}
+
+// spkiOf returns the base64 SHA-256 of a DER certificate's SPKI.
+func spkiOf(der []byte) (string, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(h[:]), nil
 }

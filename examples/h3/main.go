@@ -82,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case *listen != "" && *get == "":
 		err = serve(ctx, *listen, *dir, *certFile, *keyFile, logger, stdout)
 	case *get != "" && *listen == "":
-		err = fetch(ctx, *get, *out, *pin, *insecure, logger, stdout)
+		err = fetch(ctx, *get, *out, *pin, *insecure, logger, stdout, stderr)
 	default:
 		fmt.Fprintln(stderr, "h3: give either -listen ADDR (server) or -get URL (client)")
 		fs.Usage()
@@ -262,14 +262,14 @@ func clientTrust(pin string, insecure bool) (*certverify.Credential, [][32]byte,
 	return cred, nil, nil
 }
 
-func fetch(ctx context.Context, url, out, pin string, insecure bool, logger *slog.Logger, stdout io.Writer) error {
+func fetch(ctx context.Context, url, out, pin string, insecure bool, logger *slog.Logger, stdout, stderr io.Writer) error {
 	cred, spkis, err := clientTrust(pin, insecure)
 	if err != nil {
 		return err
 	}
 	if insecure {
 		// certverify logs a warning at each skipped verification too.
-		fmt.Fprintln(os.Stderr, "h3: WARNING: -insecure: the server is not authenticated")
+		fmt.Fprintln(stderr, "h3: WARNING: -insecure: the server is not authenticated; use it only against throwaway test servers")
 		cred.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	tr := &Transport{Credential: cred, PinnedSPKI: spkis, Logger: logger}

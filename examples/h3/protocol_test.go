@@ -187,7 +187,7 @@ func TestServerConnectionErrors(t *testing.T) {
 		{"header block referencing the dynamic table", func(t *testing.T, c *conn.Connection) {
 			// Required Insert Count 1: a table we allowed no room for.
 			requestOn(t, c, h3wire.AppendFrame(nil, h3wire.FrameHeaders, []byte{0x02, 0x00, 0x80}), true)
-		}, 0x200},
+		}, h3wire.QPACKDecompressionFailed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,26 +25,31 @@ const (
 	MessageError         Code = 0x10e
 	ConnectError         Code = 0x10f
 	VersionFallback      Code = 0x110
+
+	// QPACKDecompressionFailed is RFC 9204's code for a header block that
+	// cannot be decoded.
+	QPACKDecompressionFailed Code = 0x200
 )
 
 var codeNames = map[Code]string{
-	NoError:              "H3_NO_ERROR",
-	GeneralProtocolError: "H3_GENERAL_PROTOCOL_ERROR",
-	InternalError:        "H3_INTERNAL_ERROR",
-	StreamCreationError:  "H3_STREAM_CREATION_ERROR",
-	ClosedCriticalStream: "H3_CLOSED_CRITICAL_STREAM",
-	FrameUnexpected:      "H3_FRAME_UNEXPECTED",
-	FrameError:           "H3_FRAME_ERROR",
-	ExcessiveLoad:        "H3_EXCESSIVE_LOAD",
-	IDError:              "H3_ID_ERROR",
-	SettingsError:        "H3_SETTINGS_ERROR",
-	MissingSettings:      "H3_MISSING_SETTINGS",
-	RequestRejected:      "H3_REQUEST_REJECTED",
-	RequestCancelled:     "H3_REQUEST_CANCELLED",
-	RequestIncomplete:    "H3_REQUEST_INCOMPLETE",
-	MessageError:         "H3_MESSAGE_ERROR",
-	ConnectError:         "H3_CONNECT_ERROR",
-	VersionFallback:      "H3_VERSION_FALLBACK",
+	NoError:                  "H3_NO_ERROR",
+	GeneralProtocolError:     "H3_GENERAL_PROTOCOL_ERROR",
+	InternalError:            "H3_INTERNAL_ERROR",
+	StreamCreationError:      "H3_STREAM_CREATION_ERROR",
+	ClosedCriticalStream:     "H3_CLOSED_CRITICAL_STREAM",
+	FrameUnexpected:          "H3_FRAME_UNEXPECTED",
+	FrameError:               "H3_FRAME_ERROR",
+	ExcessiveLoad:            "H3_EXCESSIVE_LOAD",
+	IDError:                  "H3_ID_ERROR",
+	SettingsError:            "H3_SETTINGS_ERROR",
+	MissingSettings:          "H3_MISSING_SETTINGS",
+	RequestRejected:          "H3_REQUEST_REJECTED",
+	RequestCancelled:         "H3_REQUEST_CANCELLED",
+	RequestIncomplete:        "H3_REQUEST_INCOMPLETE",
+	MessageError:             "H3_MESSAGE_ERROR",
+	ConnectError:             "H3_CONNECT_ERROR",
+	VersionFallback:          "H3_VERSION_FALLBACK",
+	QPACKDecompressionFailed: "QPACK_DECOMPRESSION_FAILED",
 }
 
 // String returns the code's RFC 9114 name, or its hex value for others

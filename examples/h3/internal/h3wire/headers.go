@@ -32,8 +32,7 @@ func EncodeFields(fields []qpack.HeaderField) []byte {
 
 // DecodeFields decodes a header block. A block that references the dynamic
 // table (which this side never allowed) or is malformed is a connection error
-// H3_GENERAL_PROTOCOL_ERROR (RFC 9204 names it QPACK_DECOMPRESSION_FAILED,
-// 0x200; quic-go's qpack reports it as a decoding error).
+// QPACK_DECOMPRESSION_FAILED (RFC 9204 section 2.2.3).
 func DecodeFields(block []byte) ([]qpack.HeaderField, error) {
 	dec := qpack.NewDecoder()
 	next := dec.Decode(block)
@@ -44,7 +43,7 @@ func DecodeFields(block []byte) ([]qpack.HeaderField, error) {
 			return fields, nil
 		}
 		if err != nil {
-			return nil, &Error{Code: 0x200, Conn: true, Reason: "QPACK decompression failed: " + err.Error()}
+			return nil, ConnError(QPACKDecompressionFailed, "%v", err)
 		}
 		fields = append(fields, f)
 	}
