@@ -44,8 +44,8 @@ func round(d time.Duration) time.Duration {
 }
 
 // runSteps drives one client connection through the demo: handshake,
-// certificates, stream echo, messages, datagrams, shutdown. It returns the
-// connection shut down.
+// certificates, stream echo, messages, datagrams, shutdown, printing a line
+// per step. On success the connection is shut down (ShutdownComplete).
 func runSteps(ctx context.Context, p *printer, c *conn.Connection, cfg *config, host string, port uint16) error {
 	// Handshake. Start returns when it has completed; -timeout bounds it
 	// (Settings.HandshakeTimeout), ctx only guards against a hang.

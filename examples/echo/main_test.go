@@ -204,3 +204,12 @@ func TestHelp(t *testing.T) {
 		t.Errorf("exit %d, stderr %q, stdout:\n%s", r.Code, r.Stderr, r.Stdout)
 	}
 }
+
+// TestVerbose: -v adds quicconn's debug records on stderr and changes nothing
+// else.
+func TestVerbose(t *testing.T) {
+	r := runtest.Run(t, 30*time.Second, t.TempDir(), bin, "-v")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "level=DEBUG") || !strings.Contains(r.Stdout, "stats client: ") {
+		t.Errorf("exit %d, stderr:\n%s\nstdout:\n%s", r.Code, r.Stderr, r.Stdout)
+	}
+}

@@ -28,8 +28,8 @@ import (
 	"time"
 
 	"github.com/quicconn/quicconn/conn"
-	"github.com/quicconn/quicconn/examples/internal/cli"
 	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quicconn/quicconn/examples/internal/cli"
 	"github.com/quicconn/quicconn/stream"
 )
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quicconn/quicconn/conntest"
 	"github.com/quicconn/quicconn/examples/internal/runtest"
+	"github.com/quicconn/quicconn/stream"
 	"go.uber.org/goleak"
 )
 
@@ -269,6 +272,57 @@ func TestUsage(t *testing.T) {
 			line := runtest.OneLine(t, r)
 			if r.Code != 2 || !strings.Contains(line, tc.want) {
 				t.Errorf("exit %d, stderr %q: want 2 and %q", r.Code, line, tc.want)
+			}
+		})
+	}
+}
+
+// TestStoreFailures runs the receiver's side in process, over a conntest
+// pair, against senders that break the protocol: each must be answered with
+// ERR and leave the directory empty.
+func TestStoreFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		hdr     header
+		body    []byte
+		trailer []byte
+		want    string
+	}{
+		{"hash mismatch", header{"x.bin", 5}, []byte("hello"), make([]byte, 32), "sha256 mismatch"},
+		{"truncated data", header{"x.bin", 10}, []byte("hello"), nil, "stopped after 5 of 10 bytes"},
+		{"truncated checksum", header{"x.bin", 5}, []byte("hello"), []byte{1, 2, 3}, "reading the checksum"},
+		{"data after checksum", header{"x.bin", 0}, nil, make([]byte, 33), "data after the checksum"},
+		{"negative size", header{"x.bin", -1}, nil, nil, "negative size"},
+		{"empty name", header{"", 0}, nil, nil, "empty name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			client, server := conntest.NewPair(t, conntest.WithALPN(alpn))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+
+			go func() {
+				s, err := client.OpenOutboundStream(ctx, stream.Bidirectional, false)
+				if err != nil {
+					return
+				}
+				writeHeader(s, tc.hdr)
+				s.Write(tc.body)
+				s.Write(tc.trailer)
+				s.Close()
+			}()
+			cfg := &config{receive: dir}
+			err = receiveOne(ctx, server, out, cfg, func(err error) error { return err })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("receiveOne: %v, want an error with %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("directory holds %v after a failed transfer", entries)
 			}
 		})
 	}

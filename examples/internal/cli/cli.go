@@ -195,6 +195,7 @@ func Explain(err error, addr, self string) string {
 // Usage is the error that makes a program exit with ExitUsage.
 type Usage struct{ Msg string }
 
+// Error returns the message.
 func (u Usage) Error() string { return u.Msg }
 
 // Usagef returns a Usage error.

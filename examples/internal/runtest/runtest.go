@@ -55,7 +55,7 @@ func Run(t testing.TB, timeout time.Duration, dir, bin string, args ...string) R
 type Proc struct {
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
-	stderr bytes.Buffer
+	stderr lockedBuffer
 	done   chan struct{} // closed when stdout is drained
 
 	mu    sync.Mutex
@@ -182,4 +182,23 @@ func OneLine(t testing.TB, r Result) string {
 		t.Errorf("want one line on stderr, got %d:\n%s", len(lines), r.Stderr)
 	}
 	return lines[0]
+}
+
+// lockedBuffer is a bytes.Buffer that the program's stderr copier and the
+// test may use at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
