@@ -24,6 +24,28 @@
 //	}
 //	s, _ := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
 //
+// What each operation does in each state:
+//
+//	operation                 Open          Connecting           Connected               Shutdown / ShutdownComplete
+//	Start                     handshakes    waits                nil                     connection's error
+//	Accept                    waits         waits                nil                     connection's error
+//	ReceiveRemoteCertificate  waits         cert once accepted   cert                    cert if stored, else error
+//	OpenOutboundStream        ErrNotStarted waits                opens (waits at limit)  connection's error
+//	AcceptInbound(Uni)Stream  ErrNotStarted waits                next stream, or waits   connection's error
+//	ReceiveDatagram           ErrNotStarted waits                next datagram, or waits connection's error
+//	SendDatagram              ErrNotStarted ErrNotStarted        sends                   connection's error
+//	Shutdown                  ErrNotStarted ErrNotStarted        closes                  nil
+//	ShutdownAndWait           ErrNotStarted waits, then closes   closes and waits        nil if closed locally
+//	WatchShutdown             channel closed at ShutdownComplete, in every state
+//
+// "Connection's error" is the *errors.ConnectionError that Err returns; it
+// matches errors.ErrConnectionLost. Every wait ends with the context's error
+// when the context ends first.
+//
+// Lifecycle events go to a log/slog logger (WithLogger; slog.Default when
+// none is given): Debug for connects and shutdowns, Warn for rejected peer
+// certificates. Key material is never logged.
+//
 // Identity is certificate pinning (package certverify): each side presents a
 // certificate and verifies the peer's by hash, by ed25519 endorsement or by
 // CA roots. Streams are package stream's types; received datagrams wait in a
