@@ -2,6 +2,7 @@ package conn_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -53,6 +54,10 @@ type perfEnv struct {
 	port                   uint16
 	rawLn                  *quic.EarlyListener
 	rawTr                  *quic.Transport
+	tcpLn                  net.Listener // TCP + TLS 1.3 baseline, same credentials and configs
+	tcpWG                  sync.WaitGroup
+	tcpMu                  sync.Mutex
+	tcpServe               func(*tls.Conn) // serves the next accepted connection
 }
 
 func newPerfEnv(tb testing.TB) *perfEnv {
@@ -65,6 +70,10 @@ func newPerfEnv(tb testing.TB) *perfEnv {
 			e.rawLn.Close()
 			e.rawTr.Close()
 			e.rawTr.Conn.Close()
+		}
+		if e.tcpLn != nil {
+			e.tcpLn.Close()
+			e.tcpWG.Wait()
 		}
 	})
 	var err error
@@ -88,6 +97,44 @@ func newPerfEnv(tb testing.TB) *perfEnv {
 		tb.Fatal(err)
 	}
 	return e
+}
+
+// tcpDial connects to the TCP + TLS server, starting it at the first call;
+// serve runs on the server's side of the connection.
+func (e *perfEnv) tcpDial(serve func(*tls.Conn)) *tls.Conn {
+	e.tb.Helper()
+	e.tcpMu.Lock()
+	e.tcpServe = serve
+	e.tcpMu.Unlock()
+	if e.tcpLn == nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.tb.Fatal(err)
+		}
+		e.tcpLn = ln
+		conf := e.serverCred.ServerTLSConfig([]string{alpn})
+		e.tcpWG.Go(func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				e.tcpMu.Lock()
+				serve := e.tcpServe
+				e.tcpMu.Unlock()
+				e.tcpWG.Go(func() {
+					tc := tls.Server(c, conf)
+					defer tc.Close()
+					serve(tc)
+				})
+			}
+		})
+	}
+	c, err := tls.Dial("tcp", e.tcpLn.Addr().String(), e.clientCred.ClientTLSConfig("127.0.0.1", []string{alpn}))
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	return c
 }
 
 // connPair returns a connected quicconn client and server.
@@ -243,7 +290,23 @@ func BenchmarkStreamThroughput(b *testing.B) {
 		c, s := e.rawStreams(e.rawPair())
 		run(b, c, s)
 	})
+	b.Run("tcp-tls", func(b *testing.B) {
+		server, release := make(chan *tls.Conn, 1), make(chan struct{})
+		defer close(release)
+		c := e.tcpDial(func(s *tls.Conn) {
+			server <- s
+			<-release
+		})
+		defer c.Close()
+		run(b, closeWriter{c}, <-server)
+	})
 }
+
+// closeWriter makes Close of a TLS connection send close_notify and FIN on
+// the write side only, as a QUIC stream's Close sends FIN.
+type closeWriter struct{ *tls.Conn }
+
+func (c closeWriter) Close() error { return c.CloseWrite() }
 
 // serveRequests answers every stream accept returns: it reads the request
 // to FIN and writes a 1 KiB response and FIN.
@@ -328,6 +391,53 @@ func BenchmarkRequestResponse(b *testing.B) {
 		defer stop()
 		run(b, func(ctx context.Context) (io.ReadWriteCloser, error) {
 			return client.OpenStreamSync(ctx)
+		})
+	})
+	// The TCP baseline sends the requests of one requester one after
+	// another on its own connection.
+	b.Run("tcp-tls", func(b *testing.B) {
+		serve := func(s *tls.Conn) {
+			req, resp := make([]byte, 1<<10), make([]byte, 1<<10)
+			for {
+				if _, err := io.ReadFull(s, req); err != nil {
+					return
+				}
+				if _, err := s.Write(resp); err != nil {
+					return
+				}
+			}
+		}
+		one := func(c *tls.Conn, req, resp []byte) {
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run("c=1", func(b *testing.B) {
+			c := e.tcpDial(serve)
+			defer c.Close()
+			req, resp := make([]byte, 1<<10), make([]byte, 1<<10)
+			b.ReportAllocs()
+			for b.Loop() {
+				one(c, req, resp)
+			}
+		})
+		b.Run("c=32", func(b *testing.B) {
+			var mu sync.Mutex
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				mu.Lock()
+				c := e.tcpDial(serve)
+				mu.Unlock()
+				defer c.Close()
+				req, resp := make([]byte, 1<<10), make([]byte, 1<<10)
+				for pb.Next() {
+					one(c, req, resp)
+				}
+			})
 		})
 	})
 }
@@ -435,6 +545,17 @@ func BenchmarkHandshake(b *testing.B) {
 				b.Fatal(err)
 			}
 			closeClient()
+		}
+	})
+	b.Run("tcp-tls", func(b *testing.B) {
+		serve := func(s *tls.Conn) { s.Handshake() }
+		b.ReportAllocs()
+		for b.Loop() {
+			c := e.tcpDial(serve)
+			if err := c.Handshake(); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
 		}
 	})
 }

@@ -105,6 +105,11 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 // state Connecting or already Connected; call its Accept method to wait for
 // the handshake. Accept fails with an error matching net.ErrClosed once the
 // listener is closed.
+//
+// quic-go holds at most 32 connections that Accept has not taken yet and
+// refuses further handshakes (CONNECTION_REFUSED) while that queue is full,
+// so a server expecting bursts of clients should call Accept in a loop of its
+// own and hand each connection to another goroutine at once.
 func (l *Listener) Accept(ctx context.Context) (*Connection, error) {
 	const op = "accept"
 	for {

@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/quicconn/quicconn/certverify"
 	"github.com/quicconn/quicconn/conn"
+	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/stream"
 )
 
@@ -28,6 +31,23 @@ type echoServer struct {
 	wg       sync.WaitGroup
 	accepted atomic.Int64
 	failed   atomic.Int64
+
+	mu      sync.Mutex
+	reasons map[string]int // how the server's connections ended
+}
+
+func (e *echoServer) ended(c *conn.Connection) {
+	reason := "nil"
+	var ce *qerr.ConnectionError
+	if errors.As(c.Err(), &ce) {
+		reason = ce.Reason.String()
+	}
+	e.mu.Lock()
+	if e.reasons == nil {
+		e.reasons = make(map[string]int)
+	}
+	e.reasons[reason]++
+	e.mu.Unlock()
 }
 
 func serveEcho(ln *conn.Listener) *echoServer {
@@ -53,8 +73,10 @@ func serveEcho(ln *conn.Listener) *echoServer {
 func (e *echoServer) handle(c *conn.Connection) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	defer e.ended(c)
 	if err := c.Accept(ctx); err != nil {
 		e.failed.Add(1)
+		<-c.WatchShutdown()
 		return
 	}
 	e.accepted.Add(1)
@@ -189,7 +211,12 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 		seq, conc = 2000, 200
 	}
 	sc, cc := creds(t)
-	cfg, err := conn.NewConfiguration([]string{alpn}, conn.Settings{DatagramReceiveEnabled: true, HandshakeTimeout: 20 * time.Second})
+	// Under load a client's retransmitted Initial can reach the server after
+	// the first copy's handshake completed; quic-go then starts a second
+	// server connection that never completes, and WaitIdle rightly waits for
+	// its HandshakeTimeout. 15s keeps that wait short yet leaves room for
+	// 200 handshakes at once on two cores with -race (about 9s).
+	cfg, err := conn.NewConfiguration([]string{alpn}, conn.Settings{DatagramReceiveEnabled: true, HandshakeTimeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +234,7 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	}
 
 	base := settle(t, measure(t))
+	rcvbuf0 := udpRcvbufErrors()
 	reg := conn.NewRegistration(t.Name())
 	ln, err := conn.Listen(reg, "127.0.0.1:0", cfg, sc, conn.WithLogger(discard))
 	if err != nil {
@@ -241,8 +269,10 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	}
 
 	ln.Close()
+	// A client's CONNECTION_CLOSE can be lost on a busy loopback socket; its
+	// server connection then ends at the idle timeout (30s), so allow that.
 	start = time.Now()
-	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	wctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := reg.WaitIdle(wctx); err != nil {
 		t.Fatalf("WaitIdle: %v", err)
@@ -250,8 +280,8 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	idleTime := time.Since(start)
 	e.wait()
 	reg.Close()
-	t.Logf("%d sequential connections in %v (%v each); %d concurrent in %v; server accepted %d; WaitIdle took %v",
-		seq, seqTime, seqTime/time.Duration(seq), conc, concTime, e.accepted.Load(), idleTime)
+	t.Logf("%d sequential connections in %v (%v each); %d concurrent in %v; server accepted %d; WaitIdle took %v; server connections ended by %v; UDP receive-buffer drops in the kernel during the test: %d",
+		seq, seqTime, seqTime/time.Duration(seq), conc, concTime, e.accepted.Load(), idleTime, e.reasons, udpRcvbufErrors()-rcvbuf0)
 	start = time.Now()
 	after := settle(t, base)
 	t.Logf("settled in %v", time.Since(start))
@@ -334,4 +364,31 @@ func TestListenerSurvivesGarbageSpray(t *testing.T) {
 	t.Logf("%d clients echoed while %d garbage datagrams were sprayed; server accepted %d, failed %d",
 		clients, n, e.accepted.Load(), e.failed.Load())
 	checkBaseline(t, "garbage spray", base, settle(t, base))
+}
+
+// udpRcvbufErrors reads the kernel's count of UDP datagrams dropped for a
+// full socket receive buffer (0 where /proc/net/snmp is unavailable).
+func udpRcvbufErrors() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
 }

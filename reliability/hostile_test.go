@@ -99,8 +99,9 @@ func TestHostileMessageLengths(t *testing.T) {
 	}
 }
 
-// TestHostileDatagramFlood floods a peer that never reads datagrams: its
-// queue stays within DatagramQueueLen and the drops are counted.
+// TestHostileDatagramFlood floods a peer that never reads datagrams over a
+// lossless link: its queue stays within DatagramQueueLen and every drop is
+// counted.
 func TestHostileDatagramFlood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const qlen, flood = 16, 5000
@@ -116,11 +117,12 @@ func TestHostileDatagramFlood(t *testing.T) {
 				maxQueued = max(maxQueued, p.server.Stats().DatagramsQueued)
 			}
 		}
+		time.Sleep(time.Second) // the sender paces: let its queue drain
 		synctest.Wait()
 		st := p.server.Stats()
 		maxQueued = max(maxQueued, st.DatagramsQueued)
-		t.Logf("server stats after a %d-datagram flood: received %d, dropped %d, queued %d (max seen %d)",
-			flood, st.DatagramsReceived, st.DatagramsDropped, st.DatagramsQueued, maxQueued)
+		t.Logf("server stats after a %d-datagram flood: received %d, dropped %d, queued %d (max seen %d); client sent %d; link %+v",
+			flood, st.DatagramsReceived, st.DatagramsDropped, st.DatagramsQueued, maxQueued, p.client.Stats().DatagramsSent, p.a.Stats())
 		if maxQueued > qlen {
 			t.Errorf("DatagramsQueued reached %d, bound %d", maxQueued, qlen)
 		}
@@ -129,6 +131,14 @@ func TestHostileDatagramFlood(t *testing.T) {
 		}
 		if st.DatagramsReceived != st.DatagramsDropped+st.DatagramsQueued {
 			t.Errorf("received %d != dropped %d + queued %d", st.DatagramsReceived, st.DatagramsDropped, st.DatagramsQueued)
+		}
+		// The link is lossless and delivered every packet, so every datagram
+		// the client sent reached the server: each must be counted there,
+		// queued or dropped. One that vanishes uncounted is a drop nobody
+		// can see.
+		if sent := p.client.Stats().DatagramsSent; st.DatagramsReceived != sent {
+			t.Errorf("client sent %d datagrams over a lossless link (link %+v), server counted %d received: %d dropped without being counted",
+				sent, p.a.Stats(), st.DatagramsReceived, sent-st.DatagramsReceived)
 		}
 	})
 }

@@ -183,20 +183,3 @@ func connErr(t testing.TB, what string, err error) *qerr.ConnectionError {
 	}
 	return ce
 }
-
-// within runs f in a goroutine and fails the test if it does not return
-// within d; it returns f's result.
-func within[T any](t testing.TB, what string, d time.Duration, f func() T) T {
-	t.Helper()
-	ch := make(chan T, 1)
-	go func() { ch <- f() }()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("%s: did not return within %v", what, d)
-		panic("unreachable")
-	}
-}

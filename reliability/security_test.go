@@ -202,12 +202,16 @@ func TestUntrustedCertificateNeverConnects(t *testing.T) {
 						}
 						// The peer may think it connected (a client rejected by
 						// the server, see Start), and tries to talk anyway.
-						if other.State() == conn.Connected {
-							if s, err := other.OpenOutboundStream(ctx, stream.Bidirectional, true); err == nil {
-								s.WriteChunks([][]byte{[]byte("application secret")}, true)
-							}
-							other.SendDatagram([]byte("application datagram"))
+						// A server peer (never Connected) waits in OpenOutboundStream
+						// until its handshake fails, so it cannot send 0.5-RTT data.
+						octx, ocancel := context.WithTimeout(ctx, 2*time.Second)
+						if s, err := other.OpenOutboundStream(octx, stream.Bidirectional, true); err == nil {
+							s.WriteChunks([][]byte{[]byte("application secret")}, true)
+						} else if !serverRejects && !errors.Is(err, qerr.ErrConnectionLost) {
+							t.Errorf("rejected server's OpenOutboundStream: %v, want ConnectionLost", err)
 						}
+						ocancel()
+						other.SendDatagram([]byte("application datagram"))
 						if s, err := rejecting.AcceptInboundStream(ctx); err == nil {
 							b, _ := s.ReadChunk(ctx)
 							t.Errorf("rejecting side was handed stream %d carrying %q", s.ID(), b)
@@ -401,7 +405,10 @@ func TestNoKeyMaterialInLogs(t *testing.T) {
 	forbidden := []string{"PRIVATE KEY", "-----BEGIN", "CLIENT_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET",
 		"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "EXPORTER_SECRET"}
 	for _, c := range []*certverify.Credential{sc, cc, rogue} {
-		d := c.Certificate.PrivateKey.(*ecdsa.PrivateKey).D.Bytes()
+		d, err := c.Certificate.PrivateKey.(*ecdsa.PrivateKey).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
 		forbidden = append(forbidden, hex.EncodeToString(d), strings.ToUpper(hex.EncodeToString(d)), string(d))
 	}
 	for _, vs := range secrets {

@@ -399,14 +399,16 @@ func TestCancelUnblocksWrite(t *testing.T) {
 		_, err := client.Write(make([]byte, 1<<20))
 		writeErr <- err
 	}()
+	// The server reads nothing until the cancel, so the Write stays blocked
+	// on flow control and cannot complete first.
+	time.Sleep(50 * time.Millisecond)
+	client.CancelWrite(3)
 	readErr := make(chan error, 1)
 	go func() {
-		// Drain what arrives until the reset.
+		// Drain what arrived until the reset.
 		_, err := io.Copy(io.Discard, server)
 		readErr <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
-	client.CancelWrite(3)
 	select {
 	case err := <-writeErr:
 		wantStreamError(t, err, "write", qerr.Stopped, false, 3)

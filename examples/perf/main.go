@@ -5,7 +5,7 @@
 // round runs every transport once, in a rotated order, so that drift of the
 // machine (other processes, frequency scaling) hits all of them — and prints
 // the medians over the rounds with the ratios quicconn/quic-go and
-// quicconn/TCP+TLS:
+// quicconn/TCP+TLS (each the median of the per-round ratios):
 //
 //	bulk        one stream, 256 MiB in 64 KiB writes (MB/s)
 //	rps c=N     1 KiB request, 1 KiB response, one stream per request, N
@@ -15,9 +15,13 @@
 //	            time (sent/s, received/s, loss)
 //	handshakes  full handshakes with mutual authentication, new socket each,
 //	            sequential and 8 concurrent (per second)
-//	idle        500 idle connections: heap bytes and goroutines per
-//	            connection and side (both sides live in this process; the
-//	            increase is divided by 2 × connections)
+//	idle        500 idle connections: heap bytes, goroutines and stack
+//	            bytes per connection and side (both sides live in this
+//	            process; the increase is divided by 2 × connections)
+//
+// Each workload also reports the process's CPU time per operation (per MiB
+// for bulk), both sides together: on a busy machine it is steadier than the
+// rates, which depend on what else gets the CPUs.
 //
 // All three use the same certificates (ECDSA P-256 from
 // certverify.GenerateSelfSigned, pinned by hash both ways) and the very TLS
@@ -31,18 +35,25 @@
 //
 // Usage:
 //
-//	go run ./examples/perf              # full run: 5 rounds, a few minutes
+//	go run ./examples/perf              # full run: 7 rounds, about 5 minutes
 //	go run ./examples/perf -quick       # under a minute, smaller sizes
 //	go run ./examples/perf -json        # machine-readable results on stdout
+//	go run ./examples/perf -workloads handshakes,idle -transports quic-go,quicconn -rounds 7
+//	go run ./examples/perf -workloads bulk -cpuprofile cpu.out   # then go tool pprof
+//
+// On a terminal a progress bar runs on stderr (not with -json). Rates on a
+// shared machine move with its load: the table header shows the load
+// average before and after, and -rounds trades time for steadier medians.
 //
 // Between two processes or machines, quicconn only (no ratios):
 //
 //	go run ./examples/perf -listen 0.0.0.0:4433   # serves every workload, prints its identity
 //	go run ./examples/perf -connect host:4433 -peer <identity>
 //
-// Without -peer the client accepts any well-formed server certificate. The
-// idle workload needs both sides in one process and is skipped with
-// -connect.
+// The server accepts any well-formed client certificate; without -peer the
+// client accepts any well-formed server certificate. The idle workload needs
+// both sides in one process and is skipped with -connect, and CPU per
+// operation then counts the client's side only.
 //
 //go:debug tlsmlkem=0
 package main
@@ -77,22 +88,26 @@ type params struct {
 	dur       time.Duration
 	idleConns int
 	only      map[string]bool
+	backends  map[string]bool
 }
 
 func main() {
 	var (
 		quick      = flag.Bool("quick", false, "finish in under a minute: smaller sizes, shorter durations, 2 rounds")
 		jsonOut    = flag.Bool("json", false, "print the results as JSON on stdout")
-		rounds     = flag.Int("rounds", 5, "rounds; each runs every workload once per transport")
+		jsonFile   = flag.String("json-file", "", "also write the results as JSON to this file")
+		rounds     = flag.Int("rounds", 7, "rounds; each runs every workload once per transport")
 		bulkMiB    = flag.Int64("bulk-mib", 256, "MiB sent by the bulk workload")
 		bulkDur    = flag.Duration("bulk-duration", 0, "if set, the bulk workload sends for this long instead of -bulk-mib")
 		dur        = flag.Duration("duration", 2*time.Second, "length of each timed workload (rps, datagrams, handshakes)")
 		idleConns  = flag.Int("idle-conns", 500, "connections of the idle workload")
 		workloads  = flag.String("workloads", "", "comma-separated subset of bulk,rps,datagrams,handshakes,idle")
+		transports = flag.String("transports", "", "comma-separated subset of quic-go,quicconn,TCP+TLS (ratios need quicconn and the other)")
 		listen     = flag.String("listen", "", "serve every workload over quicconn on this UDP address and wait")
 		connect    = flag.String("connect", "", "run the workloads over quicconn against a -listen server")
 		peer       = flag.String("peer", "", "with -connect: the identity (certificate hash) the server printed")
 		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+		memProfile = flag.String("memprofile", "", "write heap profiles of the idle connections to this file + \".\" + transport")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -106,6 +121,12 @@ func main() {
 		p.only = map[string]bool{}
 		for w := range strings.SplitSeq(*workloads, ",") {
 			p.only[strings.TrimSpace(w)] = true
+		}
+	}
+	if *transports != "" {
+		p.backends = map[string]bool{}
+		for b := range strings.SplitSeq(*transports, ",") {
+			p.backends[strings.TrimSpace(b)] = true
 		}
 	}
 	if *listen != "" {
@@ -124,9 +145,31 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1 // exact figures; slows the run down
+		heapProfile = func(backend string) {
+			f, err := os.Create(*memProfile + "." + strings.ReplaceAll(backend, "+", "-"))
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
 	rep, err := run(p, *connect, *peer, !*jsonOut && term.IsTerminal(int(os.Stderr.Fd())))
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *jsonFile != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := os.WriteFile(*jsonFile, append(b, '\n'), 0o644); err != nil {
+			log.Fatal(err)
+		}
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(os.Stdout)
@@ -188,7 +231,8 @@ type metric struct {
 	Contract string               `json:"contract,omitempty"`
 	Samples  map[string][]float64 `json:"samples"`
 	Median   map[string]float64   `json:"median"`
-	// RatioQUICGo and RatioTCP are quicconn's median over the other's;
+	// RatioQUICGo and RatioTCP are the medians over the rounds of
+	// quicconn's sample divided by the other's of the same round;
 	// ExtraOverQUICGo is quicconn's median minus quic-go's.
 	RatioQUICGo     *float64 `json:"ratio_quicconn_quicgo,omitempty"`
 	RatioTCP        *float64 `json:"ratio_quicconn_tcp,omitempty"`
@@ -238,9 +282,9 @@ func steps(p params) []step {
 			run: func(ctx context.Context, b backend, _ idleHolder) (figures, error) {
 				return requests(ctx, b, c, p.dur)
 			},
-			names:    []string{"req/s", "p50 µs", "p99 µs"},
-			higher:   []bool{true, false, false},
-			contract: []string{thr, "", ""},
+			names:    []string{"req/s", "p50 µs", "p99 µs", cpuKey},
+			higher:   []bool{true, false, false, false},
+			contract: []string{thr, "", "", ""},
 		}
 	}
 	hs := func(c int, name string) step {
@@ -249,7 +293,7 @@ func steps(p params) []step {
 			run: func(ctx context.Context, b backend, _ idleHolder) (figures, error) {
 				return handshakes(ctx, b, c, p.dur)
 			},
-			names: []string{"/s"}, higher: []bool{true}, contract: []string{thr},
+			names: []string{"/s", cpuKey}, higher: []bool{true, false}, contract: []string{thr, ""},
 		}
 	}
 	bulkName := fmt.Sprintf("bulk %d MiB", p.bulkSize>>20)
@@ -262,7 +306,7 @@ func steps(p params) []step {
 			run: func(ctx context.Context, b backend, _ idleHolder) (figures, error) {
 				return bulk(ctx, b, p.bulkSize, p.bulkDur)
 			},
-			names: []string{"MB/s"}, higher: []bool{true}, contract: []string{thr},
+			names: []string{"MB/s", "CPU µs/MiB"}, higher: []bool{true, false}, contract: []string{thr, ""},
 		},
 		rps(1),
 		rps(32),
@@ -271,18 +315,18 @@ func steps(p params) []step {
 			run: func(ctx context.Context, b backend, _ idleHolder) (figures, error) {
 				return datagrams(ctx, b, p.dur)
 			},
-			names:    []string{"sent/s", "received/s", "loss %"},
-			higher:   []bool{true, true, false},
-			contract: []string{"", thr, ""},
+			names:    []string{"sent/s", "received/s", "loss %", cpuKey},
+			higher:   []bool{true, true, false, false},
+			contract: []string{"", thr, "", ""},
 			quicOnly: true,
 		},
 		hs(1, "handshakes seq"),
 		hs(8, "handshakes c=8"),
 		{
 			workload: fmt.Sprintf("idle %d conns", p.idleConns),
-			run: func(ctx context.Context, _ backend, h idleHolder) (figures, error) {
+			run: func(ctx context.Context, b backend, h idleHolder) (figures, error) {
 				waitQuiet()
-				return idle(ctx, h, p.idleConns)
+				return idle(ctx, b.Name(), h, p.idleConns)
 			},
 			names:    []string{"heap B/conn/side", "goroutines/conn/side", "stack B/conn/side"},
 			higher:   []bool{false, false, false},
@@ -358,7 +402,13 @@ func run(p params, connect, peer string, progress bool) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
-		backends = []backend{rb, cb, tb}
+		for _, b := range []backend{rb, cb, tb} {
+			if p.backends == nil || p.backends[b.Name()] {
+				backends = append(backends, b)
+			} else {
+				defer b.Close()
+			}
+		}
 		rh, err := newRawBackend(cr, true)
 		if err != nil {
 			return nil, err
@@ -442,13 +492,28 @@ func run(p params, connect, peer string, progress bool) (*report, error) {
 					bar.Describe(fmt.Sprintf("round %d/%d %-16s %-8s", round+1, p.rounds, s.workload, b.Name()))
 				}
 				wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				cpu0 := cpuTime()
 				f, err := s.run(wctx, b, holders[b.Name()])
+				cpu := cpuTime() - cpu0
 				cancel()
 				if err != nil {
 					return nil, fmt.Errorf("%s over %s: %w", s.workload, b.Name(), err)
 				}
+				if ops, ok := f[opsKey]; ok {
+					delete(f, opsKey)
+					if ops > 0 && cpu > 0 {
+						name := cpuKey
+						if slices.Contains(s.names, "CPU µs/MiB") {
+							name = "CPU µs/MiB"
+						}
+						f[name] = float64(cpu.Microseconds()) / ops
+					}
+				}
 				for n, v := range f {
 					m := index[s.workload+"\x00"+n]
+					if m == nil {
+						return nil, fmt.Errorf("%s: unexpected figure %q", s.workload, n)
+					}
 					m.Samples[b.Name()] = append(m.Samples[b.Name()], v)
 				}
 				if bar != nil {
@@ -478,8 +543,7 @@ func (m *metric) fillRatios() {
 		return
 	}
 	if g, ok := m.Median[qgo]; ok {
-		if g != 0 {
-			r := c / g
+		if r, ok := pairedRatio(m.Samples[qc], m.Samples[qgo]); ok {
 			m.RatioQUICGo = &r
 		}
 		x := c - g
@@ -497,10 +561,28 @@ func (m *metric) fillRatios() {
 			m.MeetsContract = &meets
 		}
 	}
-	if t, ok := m.Median[tcp]; ok && t != 0 {
-		r := c / t
+	if r, ok := pairedRatio(m.Samples[qc], m.Samples[tcp]); ok {
 		m.RatioTCP = &r
 	}
+}
+
+// pairedRatio is the median over the rounds of a[i]/b[i]: the two samples of
+// a round were taken moments apart, so their ratio is what drift of the
+// machine disturbs least.
+func pairedRatio(a, b []float64) (float64, bool) {
+	if len(a) == 0 || len(a) != len(b) {
+		return 0, false
+	}
+	var rs []float64
+	for i := range a {
+		if b[i] != 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	if len(rs) == 0 {
+		return 0, false
+	}
+	return median(rs), true
 }
 
 func median(v []float64) float64 {
@@ -548,8 +630,10 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nqc/quic-go and qc/TCP are quicconn's median divided by the other's: above 1 is")
-	fmt.Fprintln(w, "better for rates, below 1 is better for latency, loss and idle cost.")
+	fmt.Fprintln(w, "\nValues are medians over the rounds. qc/quic-go and qc/TCP are the medians of the")
+	fmt.Fprintln(w, "per-round ratios (quicconn's sample over the other's, taken moments apart): above 1")
+	fmt.Fprintln(w, "is better for rates, below 1 for latency, loss, CPU and idle cost. The contract")
+	fmt.Fprintln(w, "column checks qc/quic-go (rates) or quicconn's median minus quic-go's (idle cost).")
 }
 
 func (r *report) keyExchange() string {

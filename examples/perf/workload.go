@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -17,6 +18,24 @@ import (
 // metric name. The client code is the same for every backend.
 
 type figures map[string]float64
+
+// opsKey is the figure that counts a workload's operations (MiB sent,
+// requests, datagrams sent, handshakes); the runner divides the process's
+// CPU time by it into cpuKey. CPU time per operation counts both sides, and
+// is steadier than rates on a loaded machine.
+const (
+	opsKey = "ops"
+	cpuKey = "CPU µs/op"
+)
+
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // bulk sends size bytes (or, with dur > 0, as much as it can for dur) on one
 // stream in chunkSize writes and counts until the server has acknowledged
@@ -63,8 +82,11 @@ func bulk(ctx context.Context, b backend, size int64, dur time.Duration) (figure
 	if got := int64(binary.BigEndian.Uint64(ack[:])); got != sent {
 		return nil, fmt.Errorf("bulk: server received %d of %d bytes", got, sent)
 	}
-	return figures{"MB/s": float64(sent) / elapsed.Seconds() / 1e6}, nil
+	return figures{"MB/s": float64(sent) / elapsed.Seconds() / 1e6, opsKey: float64(sent) / (1 << 20)}, nil
 }
+
+// warmup is the number of untimed requests each requester makes first.
+const warmup = 20
 
 // requests runs conc requesters for dur. Over QUIC all share one connection
 // and each request is a new stream; over TCP each requester has its own
@@ -141,7 +163,7 @@ func requests(ctx context.Context, b backend, conc int, dur time.Duration) (figu
 				}
 			}
 			// A few untimed requests warm up windows and pools.
-			for range 20 {
+			for range warmup {
 				if err := one(); err != nil {
 					r.err = err
 					ready.Done()
@@ -183,6 +205,7 @@ func requests(ctx context.Context, b backend, conc int, dur time.Duration) (figu
 		"req/s":  float64(len(all)) / elapsed.Seconds(),
 		"p50 µs": float64(all[len(all)/2].Microseconds()),
 		"p99 µs": float64(all[len(all)*99/100].Microseconds()),
+		opsKey:   float64(len(all) + warmup*conc), // the CPU time includes the warm-up
 	}, nil
 }
 
@@ -214,6 +237,7 @@ func datagrams(ctx context.Context, b backend, dur time.Duration) (figures, erro
 	}
 	return figures{
 		"sent/s":     float64(sent) / elapsed.Seconds(),
+		opsKey:       float64(sent),
 		"received/s": float64(rcvd) / elapsed.Seconds(),
 		"loss %":     100 * (1 - float64(rcvd)/float64(max(sent, 1))),
 	}, nil
@@ -264,12 +288,12 @@ func handshakes(ctx context.Context, b backend, conc int, dur time.Duration) (fi
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return figures{"/s": float64(count.Load()) / elapsed.Seconds()}, nil
+	return figures{"/s": float64(count.Load()) / elapsed.Seconds(), opsKey: float64(count.Load())}, nil
 }
 
 // idle opens n connections and leaves them idle; the heap and goroutines
 // they add to the process, which holds both sides, are divided by 2n.
-func idle(ctx context.Context, h idleHolder, n int) (figures, error) {
+func idle(ctx context.Context, name string, h idleHolder, n int) (figures, error) {
 	heap0, stack0, g0 := heapAndGoroutines()
 	closeAll, err := h.DialIdle(ctx, n)
 	if err != nil {
@@ -277,6 +301,9 @@ func idle(ctx context.Context, h idleHolder, n int) (figures, error) {
 	}
 	time.Sleep(100 * time.Millisecond) // handshake leftovers settle
 	heap1, stack1, g1 := heapAndGoroutines()
+	if heapProfile != nil {
+		heapProfile(name)
+	}
 	closeAll()
 	sides := float64(2 * n)
 	return figures{
@@ -285,6 +312,10 @@ func idle(ctx context.Context, h idleHolder, n int) (figures, error) {
 		"goroutines/conn/side": float64(g1-g0) / sides,
 	}, nil
 }
+
+// heapProfile, when set (-memprofile), writes a heap profile while the idle
+// connections of the named backend are held.
+var heapProfile func(backend string)
 
 func heapAndGoroutines() (heap, stack uint64, goroutines int) {
 	var ms runtime.MemStats

@@ -55,10 +55,15 @@ func main() {
 }
 
 // checkDocs reports exported declarations without a doc comment in the
-// non-test files of the packages below root, and packages without a
-// package comment.
+// non-test files of the packages below root, and packages none of whose
+// files has a package comment.
 func checkDocs(root string) []string {
 	var problems []string
+	type pkg struct {
+		name       string
+		documented bool
+	}
+	pkgs := map[string]*pkg{} // directory → its non-main package
 	fset := token.NewFileSet()
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -79,10 +84,24 @@ func checkDocs(root string) []string {
 			problems = append(problems, err.Error())
 			return nil
 		}
+		if f.Name.Name == "main" {
+			return nil
+		}
+		dir := filepath.Dir(path)
+		p := pkgs[dir]
+		if p == nil {
+			p = &pkg{name: f.Name.Name}
+			pkgs[dir] = p
+		}
+		p.documented = p.documented || f.Doc != nil
 		problems = append(problems, fileDocs(fset, f)...)
 		return nil
 	})
-	problems = append(problems, packageDocs(fset, root)...)
+	for dir, p := range pkgs {
+		if !p.documented {
+			problems = append(problems, fmt.Sprintf("%s: package %s has no package comment", dir, p.name))
+		}
+	}
 	return problems
 }
 
@@ -151,42 +170,6 @@ func receiverName(t ast.Expr) string {
 		return t.Name
 	}
 	return ""
-}
-
-// packageDocs reports directories with Go packages (other than main) none
-// of whose files has a package comment.
-func packageDocs(fset *token.FileSet, root string) []string {
-	var problems []string
-	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata") {
-			return filepath.SkipDir
-		}
-		pkgs, err := parser.ParseDir(fset, path, func(fi fs.FileInfo) bool {
-			return !strings.HasSuffix(fi.Name(), "_test.go")
-		}, parser.ParseComments|parser.PackageClauseOnly)
-		if err != nil {
-			return nil
-		}
-		for name, pkg := range pkgs {
-			if name == "main" {
-				continue
-			}
-			documented := false
-			for _, f := range pkg.Files {
-				if f.Doc != nil {
-					documented = true
-				}
-			}
-			if !documented {
-				problems = append(problems, fmt.Sprintf("%s: package %s has no package comment", path, name))
-			}
-		}
-		return nil
-	})
-	return problems
 }
 
 // checkStatic reports a binary that asks for a dynamic loader or shared
