@@ -27,20 +27,11 @@ import (
 //	go test -run '^$' -bench . -benchmem -count 6 ./conn/ | tee new.txt
 //	benchstat old.txt new.txt
 
-// perfSettings are the settings of both sides; perfQUICConfig is their
-// translation for raw quic-go (what conn does with them).
+// perfSettings are the settings of both sides; perfQUICConfig is what conn
+// translates them to, so raw quic-go runs with exactly the same.
 var perfSettings = conn.Settings{DatagramReceiveEnabled: true}
 
-func perfQUICConfig() *quic.Config {
-	return &quic.Config{
-		HandshakeIdleTimeout:  conn.DefaultHandshakeTimeout,
-		MaxIdleTimeout:        conn.DefaultIdleTimeout,
-		MaxIncomingStreams:    conn.DefaultPeerStreamCount,
-		MaxIncomingUniStreams: conn.DefaultPeerStreamCount,
-		EnableDatagrams:       true,
-		InitialPacketSize:     1200, // as conn sets it
-	}
-}
+func perfQUICConfig() *quic.Config { return conn.QUICConfigForTest(perfSettings) }
 
 // perfEnv is a quicconn listener and a raw quic-go listener on loopback,
 // with the credentials both use.
@@ -294,6 +285,7 @@ func BenchmarkStreamThroughput(b *testing.B) {
 		server, release := make(chan *tls.Conn, 1), make(chan struct{})
 		defer close(release)
 		c := e.tcpDial(func(s *tls.Conn) {
+			s.Handshake() // tls.Dial waits for it
 			server <- s
 			<-release
 		})

@@ -33,8 +33,6 @@ type Connection struct {
 	isServer bool
 	created  time.Time
 
-	closeReq chan closeRequest // to the pump; one pending request is enough
-
 	// Each is closed once, when its event has happened; every waiter selects
 	// on one of them and on its context, so no wake-up can be missed.
 	handshakeDone chan struct{} // the state left Connecting (or Open, for a failed Start)
@@ -64,11 +62,12 @@ type Connection struct {
 	dgrams        *dgram.Queue
 	dgramPumpDone chan struct{}
 	finalStats    quic.ConnectionStats
-}
-
-type closeRequest struct {
-	code uint64
-	msg  string
+	// closeStarted is set when a goroutine has been started to close qc,
+	// which closes closeDone when CloseWithError returns; closeSeen once
+	// closed has run, after which none is started.
+	closeStarted, closeSeen bool
+	closeDone               chan struct{}
+	handshakeWatchDone      chan struct{} // awaitHandshake has exited; server side only
 }
 
 // errHandshakeTimeout is the cause with which this package ends a handshake
@@ -100,7 +99,7 @@ func newConnection(reg *Registration, cred *certverify.Credential, o options) *C
 		reg:           reg,
 		cred:          cred,
 		opts:          o,
-		closeReq:      make(chan closeRequest, 1),
+		closeDone:     make(chan struct{}),
 		handshakeDone: make(chan struct{}),
 		certDone:      make(chan struct{}),
 		done:          make(chan struct{}),
@@ -618,7 +617,7 @@ func (c *Connection) shutdownLocked(code uint64) error {
 		c.localShutdown = true
 		c.state = Shutdown
 		c.err = &qerr.ConnectionError{Reason: qerr.ShutdownByLocal, Code: code}
-		c.requestClose(code, "")
+		c.requestCloseLocked(code, "")
 	}
 	return nil
 }
@@ -677,12 +676,24 @@ func (c *Connection) Err() error {
 	return c.err
 }
 
-// requestClose asks the pump to close the quic.Conn; the first request wins.
+// requestClose closes the quic.Conn in a goroutine of its own, since
+// CloseWithError waits for the connection to close; the first request wins.
 func (c *Connection) requestClose(code uint64, msg string) {
-	select {
-	case c.closeReq <- closeRequest{code, msg}:
-	default:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requestCloseLocked(code, msg)
+}
+
+func (c *Connection) requestCloseLocked(code uint64, msg string) {
+	if c.closeStarted || c.closeSeen || c.qc == nil {
+		return
 	}
+	c.closeStarted = true
+	qc := c.qc
+	go func() {
+		defer close(c.closeDone)
+		qc.CloseWithError(quic.ApplicationErrorCode(code), msg)
+	}()
 }
 
 // abort closes the connection for a reason of this package's own, such as

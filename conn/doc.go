@@ -51,7 +51,8 @@
 // CA roots. Streams are package stream's types; received datagrams wait in a
 // bounded queue (package dgram) whose drops Stats counts.
 //
-// Each connection runs one goroutine for its lifecycle and, with datagrams
-// enabled, one that drains received datagrams; both have exited when the
-// connection reaches ShutdownComplete.
+// An idle connection runs no goroutine of its own but, with datagrams
+// enabled, one that drains received datagrams; a server connection has one
+// more during its handshake. All have exited when the connection reaches
+// ShutdownComplete.
 package conn

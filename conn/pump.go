@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -11,60 +12,58 @@ import (
 	"github.com/quicconn/quicconn/internal/quicerr"
 )
 
-// The pump turns quic-go's blocking API into the connection's events. It is
-// one goroutine per connection for the lifecycle — handshake complete, the
-// handshake budget, close requests, the connection's context ending — and,
-// when datagrams are enabled, one more that drains received datagrams into
+// The pump turns quic-go's blocking API into the connection's events, with
+// as few goroutines as an idle connection allows: the end of the connection
+// is a context.AfterFunc on quic-go's context (a goroutine only once it has
+// ended); a server connection's handshake — complete, or out of its budget —
+// has a goroutine that exits with the handshake; a close request runs
+// CloseWithError, which waits for the close, in a goroutine of its own; and,
+// when datagrams are enabled, one goroutine drains received datagrams into
 // the bounded queue so that drops are counted. Certificates arrive through
 // the TLS callbacks (hookTLS) and peer-opened streams stay in quic-go's own
-// accept queues until asked for. Both goroutines have exited when the
-// connection reaches ShutdownComplete.
+// accept queues until asked for. Every one of these goroutines has exited
+// when the connection reaches ShutdownComplete.
 
 // run starts the pump for qc. A server connection passes its handshake
 // deadline; a client's handshake is already complete.
+//
+// No goroutine waits for the end of qc while the connection lives:
+// context.AfterFunc starts one when qc's context ends. A server connection
+// has a goroutine for its handshake, which exits when the handshake is over,
+// so an idle Connected connection costs no pump goroutine.
 func (c *Connection) run(qc *quic.Conn, deadline *time.Time) {
 	c.mu.Lock()
 	q := c.dgrams
 	if q != nil {
 		c.dgramPumpDone = make(chan struct{})
 	}
+	if deadline != nil {
+		c.handshakeWatchDone = make(chan struct{})
+	}
 	c.mu.Unlock()
 	if q != nil {
 		go c.drainDatagrams(qc, q)
 	}
-	var hs <-chan struct{}
 	if deadline == nil {
 		c.handshakeComplete(qc)
 	} else {
-		hs = qc.HandshakeComplete()
+		go c.awaitHandshake(qc, *deadline)
 	}
-	go c.pump(qc, hs, deadline)
+	context.AfterFunc(qc.Context(), func() { c.closed(qc) })
 }
 
-func (c *Connection) pump(qc *quic.Conn, hs <-chan struct{}, deadline *time.Time) {
-	var timeout <-chan time.Time
-	if deadline != nil {
-		t := time.NewTimer(time.Until(*deadline))
-		defer t.Stop()
-		timeout = t.C
-	}
-	closed := qc.Context().Done()
-	for {
-		select {
-		case <-hs:
-			hs, timeout = nil, nil
-			c.handshakeComplete(qc)
-		case <-timeout:
-			timeout = nil
-			c.abort(qerr.HandshakeTimeout, errHandshakeTimeout)
-		case req := <-c.closeReq:
-			// CloseWithError returns once the connection is closed, which
-			// the next iteration then sees.
-			qc.CloseWithError(quic.ApplicationErrorCode(req.code), req.msg)
-		case <-closed:
-			c.closed(qc)
-			return
-		}
+// awaitHandshake turns the end of a server connection's handshake into its
+// event: complete, out of budget, or failed (which closed sees).
+func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
+	defer close(c.handshakeWatchDone)
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-qc.HandshakeComplete():
+		c.handshakeComplete(qc)
+	case <-t.C:
+		c.abort(qerr.HandshakeTimeout, errHandshakeTimeout)
+	case <-qc.Context().Done():
 	}
 }
 
@@ -93,8 +92,10 @@ func (c *Connection) handshakeComplete(qc *quic.Conn) {
 		closeOnce(c.certDone)
 	}
 	c.mu.Unlock()
-	c.opts.logger.Debug("quicconn: connected", "registration", c.reg.name, "server", c.isServer,
-		"remote", qc.RemoteAddr(), "alpn", cs.TLS.NegotiatedProtocol)
+	if c.opts.logger.Enabled(context.Background(), slog.LevelDebug) { // the arguments allocate even when disabled
+		c.opts.logger.Debug("quicconn: connected", "registration", c.reg.name, "server", c.isServer,
+			"remote", qc.RemoteAddr(), "alpn", cs.TLS.NegotiatedProtocol)
+	}
 }
 
 // closed handles the end of qc: the seed's ShutdownInitiated and
@@ -102,13 +103,20 @@ func (c *Connection) handshakeComplete(qc *quic.Conn) {
 func (c *Connection) closed(qc *quic.Conn) {
 	c.mu.Lock()
 	c.noteClosedLocked(context.Cause(qc.Context()))
-	q, drained := c.dgrams, c.dgramPumpDone
+	c.closeSeen = true // no close goroutine starts after this
+	q, drained, closing, hs := c.dgrams, c.dgramPumpDone, c.closeDone, c.handshakeWatchDone
+	if !c.closeStarted {
+		closing = nil
+	}
 	c.mu.Unlock()
 	if q != nil {
 		q.Close(c.Err())
 	}
-	if drained != nil {
-		<-drained
+	// Every goroutine of the connection has exited at ShutdownComplete.
+	for _, done := range []chan struct{}{drained, closing, hs} {
+		if done != nil {
+			<-done
+		}
 	}
 	stats := qc.ConnectionStats()
 	c.mu.Lock()
@@ -172,7 +180,9 @@ func (c *Connection) finish() {
 	c.mu.Lock()
 	err := c.err
 	c.mu.Unlock()
-	c.opts.logger.Debug("quicconn: shutdown complete", "registration", c.reg.name, "server", c.isServer, "err", err)
+	if c.opts.logger.Enabled(context.Background(), slog.LevelDebug) {
+		c.opts.logger.Debug("quicconn: shutdown complete", "registration", c.reg.name, "server", c.isServer, "err", err)
+	}
 	c.mu.Lock()
 	c.state = ShutdownComplete
 	close(c.done)

@@ -81,6 +81,10 @@ import (
 	"github.com/quicconn/quicconn/conn"
 )
 
+// trace (PERF_TRACE=1 in the environment) logs every sample with the
+// process's goroutine count and heap, to spot drift between rounds.
+var trace = os.Getenv("PERF_TRACE") != ""
+
 type params struct {
 	rounds    int
 	bulkSize  int64
@@ -516,6 +520,11 @@ func run(p params, connect, peer string, progress bool) (*report, error) {
 					}
 					m.Samples[b.Name()] = append(m.Samples[b.Name()], v)
 				}
+				if trace {
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms)
+					log.Printf("round %d %s %s: %v; goroutines %d, heap %d KiB", round+1, s.workload, b.Name(), f, runtime.NumGoroutine(), ms.HeapAlloc>>10)
+				}
 				if bar != nil {
 					bar.Add(1)
 				}
@@ -575,7 +584,7 @@ func pairedRatio(a, b []float64) (float64, bool) {
 	}
 	var rs []float64
 	for i := range a {
-		if b[i] != 0 {
+		if b[i] > 0 && a[i] >= 0 { // a baseline at or below 0 (TCP's idle stack) has no ratio
 			rs = append(rs, a[i]/b[i])
 		}
 	}

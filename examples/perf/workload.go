@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -27,15 +26,6 @@ const (
 	opsKey = "ops"
 	cpuKey = "CPU µs/op"
 )
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // bulk sends size bytes (or, with dur > 0, as much as it can for dur) on one
 // stream in chunkSize writes and counts until the server has acknowledged
