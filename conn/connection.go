@@ -39,6 +39,13 @@ type Connection struct {
 	certDone      chan struct{} // the peer certificate is known, or will never be
 	done          chan struct{} // ShutdownComplete
 
+	// connected is the quic.Conn while the state is Connected and nil
+	// otherwise, so that the per-operation paths (opening and accepting
+	// streams, datagrams) check the state without taking mu. The fields it
+	// publishes (dgramLocal, dgramRemote, cfg) are set before it is stored
+	// and not changed after.
+	connected atomic.Pointer[quic.Conn]
+
 	streamsOpened   atomic.Uint64
 	streamsAccepted atomic.Uint64
 	datagramsSent   atomic.Uint64
@@ -284,6 +291,9 @@ func (c *Connection) State() State {
 // or reports why it never will be: ErrNotStarted in state Open, the
 // connection's error once it is shutting down.
 func (c *Connection) ready(ctx context.Context, op string) (*quic.Conn, error) {
+	if qc := c.connected.Load(); qc != nil {
+		return qc, nil
+	}
 	c.mu.Lock()
 	switch c.state {
 	case Open:
@@ -446,14 +456,23 @@ var datagramProbe [1 << 16]byte
 // b may be reused as soon as SendDatagram returns.
 func (c *Connection) SendDatagram(b []byte) error {
 	const op = "send datagram"
-	c.mu.Lock()
-	state, qc, local, remote, err := c.state, c.qc, c.dgramLocal, c.dgramRemote, c.err
-	c.mu.Unlock()
+	qc := c.connected.Load()
+	if qc == nil {
+		// Not Connected when loaded; the state, read under the lock, says
+		// whether it is not yet or no longer (or became Connected since).
+		c.mu.Lock()
+		state, err := c.state, c.err
+		qc = c.connected.Load()
+		c.mu.Unlock()
+		switch {
+		case state < Connected:
+			return qerr.Op(op, qerr.ErrNotStarted)
+		case state > Connected:
+			return qerr.Op(op, err)
+		}
+	}
+	local, remote := c.dgramLocal, c.dgramRemote
 	switch {
-	case state < Connected:
-		return qerr.Op(op, qerr.ErrNotStarted)
-	case state > Connected:
-		return qerr.Op(op, err)
 	case !local:
 		return qerr.Op(op, errDatagramsNotEnabled)
 	case !remote:
@@ -616,6 +635,7 @@ func (c *Connection) shutdownLocked(code uint64) error {
 	case Connected:
 		c.localShutdown = true
 		c.state = Shutdown
+		c.connected.Store(nil)
 		c.err = &qerr.ConnectionError{Reason: qerr.ShutdownByLocal, Code: code}
 		c.requestCloseLocked(code, "")
 	}

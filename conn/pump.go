@@ -88,6 +88,7 @@ func (c *Connection) handshakeComplete(qc *quic.Conn) {
 		c.alpn = cs.TLS.NegotiatedProtocol
 		c.dgramLocal = cs.SupportsDatagrams.Local
 		c.dgramRemote = cs.SupportsDatagrams.Remote
+		c.connected.Store(qc)
 		closeOnce(c.handshakeDone)
 		closeOnce(c.certDone)
 	}
@@ -135,6 +136,7 @@ func (c *Connection) noteClosedLocked(cause error) {
 	if c.state < Shutdown {
 		c.state = Shutdown
 	}
+	c.connected.Store(nil)
 	closeOnce(c.handshakeDone)
 	closeOnce(c.certDone)
 }
