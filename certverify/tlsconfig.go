@@ -94,8 +94,9 @@ func (c *Credential) ServerTLSConfig(alpn []string) *tls.Config {
 // allows, and pinning the same minimum for TCP keeps one behaviour.
 func (c *Credential) baseConfig(alpn []string) *tls.Config {
 	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		NextProtos: slices.Clone(alpn),
+		MinVersion:       tls.VersionTLS13,
+		NextProtos:       slices.Clone(alpn),
+		CurvePreferences: slices.Clone(c.CurvePreferences),
 	}
 	if len(c.Certificate.Certificate) > 0 {
 		cfg.Certificates = []tls.Certificate{c.Certificate}

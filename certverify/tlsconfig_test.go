@@ -384,3 +384,37 @@ func TestTLSInsecureAcceptAnyPeer(t *testing.T) {
 		t.Errorf("logged %d warnings, want 2 (one per side)", got)
 	}
 }
+
+// TestCurvePreferences: the configs offer exactly the credential's key
+// exchanges, and a handshake uses one both share, in the server's order of
+// preference (crypto/tls's server decides).
+func TestCurvePreferences(t *testing.T) {
+	server, client := generate(t, []string{"server"}), generate(t, []string{"client"})
+	for _, tt := range []struct {
+		name           string
+		server, client []tls.CurveID
+		want           tls.CurveID // 0: no common key exchange, the handshake fails
+	}{
+		{"both X25519", []tls.CurveID{tls.X25519}, []tls.CurveID{tls.X25519}, tls.X25519},
+		{"server's order wins", []tls.CurveID{tls.X25519, tls.CurveP256}, []tls.CurveID{tls.CurveP256, tls.X25519}, tls.X25519},
+		{"only P-256 shared", []tls.CurveID{tls.CurveP256}, []tls.CurveID{tls.X25519, tls.CurveP256}, tls.CurveP256},
+		{"nothing shared", []tls.CurveID{tls.CurveP256}, []tls.CurveID{tls.X25519}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			server.CurvePreferences, client.CurvePreferences = tt.server, tt.client
+			res := handshake(t, client.ClientTLSConfig("server", []string{"x"}), server.ServerTLSConfig([]string{"x"}))
+			if tt.want == 0 {
+				if res.clientErr == nil || res.serverErr == nil {
+					t.Fatalf("handshake without a common key exchange succeeded: %v / %v", res.clientErr, res.serverErr)
+				}
+				return
+			}
+			if res.clientErr != nil || res.serverErr != nil {
+				t.Fatalf("handshake: client %v, server %v", res.clientErr, res.serverErr)
+			}
+			if got := res.clientState.CurveID; got != tt.want {
+				t.Errorf("key exchange %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
