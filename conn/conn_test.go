@@ -992,3 +992,61 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerBacklog: a burst of clients larger than quic-go's own accept
+// queue (32) completes its handshakes while the application has not called
+// Accept yet, and every connection is then handed out.
+func TestListenerBacklog(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := ctxT(t, 20*time.Second)
+	const n = 64
+	clients := make([]*conn.Connection, n)
+	errs := make(chan error, n)
+	for i := range clients {
+		clients[i] = e.client()
+		go func() { errs <- clients[i].Start(ctx, e.cfg, e.host, e.port) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("Start during the burst: %v", err)
+		}
+	}
+	for i := range n {
+		s, err := e.ln.Accept(ctx)
+		if err != nil {
+			t.Fatalf("Accept %d: %v", i, err)
+		}
+		if err := s.Accept(ctx); err != nil {
+			t.Fatalf("handshake %d: %v", i, err)
+		}
+	}
+	// The clients are still connected: none was refused after its handshake.
+	for _, c := range clients {
+		if c.State() != conn.Connected {
+			t.Errorf("client %v, want Connected", c.State())
+		}
+	}
+}
+
+// TestListenerCloseRefusesBacklog: connections nobody accepted are closed
+// with the listener.
+func TestListenerCloseRefusesBacklog(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := ctxT(t, 10*time.Second)
+	c := e.client()
+	if err := c.Start(ctx, e.cfg, e.host, e.port); err != nil {
+		t.Fatal(err)
+	}
+	e.ln.Close()
+	select {
+	case <-c.WatchShutdown():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection left in the backlog outlived the listener")
+	}
+	// Closed by the server before the handshake was confirmed, the
+	// application close travels as the transport's APPLICATION_ERROR.
+	var ce *qerr.ConnectionError
+	if !errors.As(c.Err(), &ce) || !(ce.Reason == qerr.ShutdownByPeer || ce.Reason == qerr.ShutdownByTransport && ce.Code == 0xc) {
+		t.Errorf("client error %v, want the server's close", c.Err())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quicconn/quicconn/certverify"
 	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quicconn/quicconn/internal/quicerr"
 )
 
 // A Listener accepts QUIC connections on a UDP socket. Connections are
@@ -25,8 +26,19 @@ type Listener struct {
 	tr   *transport
 	ln   *quic.EarlyListener
 
-	closeOnce sync.Once
+	// backlog holds connections taken from quic-go's accept queue, which
+	// refuses handshakes once 32 wait, until Accept hands them out.
+	backlog    chan *quic.Conn
+	closed     chan struct{} // closed by Close
+	acceptDone chan struct{} // closed when acceptLoop has returned
+	acceptErr  error         // why quic-go's Accept failed; set before acceptDone closes
+	closeOnce  sync.Once
 }
+
+// Backlog is how many connections whose handshake has begun a Listener holds
+// for Accept. Past it, new handshakes wait in quic-go's own queue of 32, and
+// are refused (CONNECTION_REFUSED) once that is full too.
+const Backlog = 256
 
 // Listen starts accepting connections on addr ("host:port"; port 0 picks a
 // free port) with cfg's ALPN and settings. cred is the server's identity and
@@ -93,12 +105,41 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 		return nil, qerr.Op(op, err)
 	}
 	l.ln = ln
+	l.backlog = make(chan *quic.Conn, Backlog)
+	l.closed = make(chan struct{})
+	l.acceptDone = make(chan struct{})
 	if err := reg.addListener(l); err != nil {
 		ln.Close()
 		l.release()
 		return nil, qerr.Op(op, err)
 	}
+	// Registration.Close may already be closing l; it waits for this loop.
+	go l.acceptLoop()
 	return l, nil
+}
+
+// acceptLoop moves connections from quic-go's accept queue to the backlog
+// as soon as they appear, so that a burst of clients is not refused while
+// the application is busy. It returns when the listener is closed.
+func (l *Listener) acceptLoop() {
+	defer close(l.acceptDone)
+	for {
+		qc, err := l.ln.Accept(context.Background())
+		if err != nil {
+			l.acceptErr = err
+			return
+		}
+		select {
+		case l.backlog <- qc:
+		case <-l.closed:
+			refuse(qc)
+		}
+	}
+}
+
+// refuse closes a connection that was never handed out.
+func refuse(qc *quic.Conn) {
+	qc.CloseWithError(0, quicerr.InternalClosePrefix+"listener closed")
 }
 
 // Accept returns the next connection whose handshake has begun. It is in
@@ -106,27 +147,34 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 // the handshake. Accept fails with an error matching net.ErrClosed once the
 // listener is closed.
 //
-// quic-go holds at most 32 connections that Accept has not taken yet and
-// refuses further handshakes (CONNECTION_REFUSED) while that queue is full,
-// so a server expecting bursts of clients should call Accept in a loop of its
-// own and hand each connection to another goroutine at once.
+// The listener holds up to Backlog such connections for Accept; a burst of
+// clients larger than that, while Accept is not called, sees handshakes
+// refused (CONNECTION_REFUSED).
 func (l *Listener) Accept(ctx context.Context) (*Connection, error) {
 	const op = "accept"
 	for {
-		qc, err := l.ln.Accept(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, qerr.Op(op, context.Cause(ctx))
+		var qc *quic.Conn
+		select {
+		case qc = <-l.backlog:
+		case <-l.closed:
+			return nil, qerr.Op(op, net.ErrClosed)
+		case <-l.acceptDone:
+			// quic-go's listener failed on its own (its transport closed).
+			select {
+			case qc = <-l.backlog:
+			default:
+				return nil, qerr.Op(op, l.acceptErr)
 			}
-			return nil, qerr.Op(op, err)
+		case <-ctx.Done():
+			return nil, qerr.Op(op, context.Cause(ctx))
 		}
 		c, ok := qc.Context().Value(connKey{}).(*Connection)
 		if !ok {
-			qc.CloseWithError(0, "")
+			refuse(qc)
 			continue
 		}
 		if err := c.attach(qc, l.tr); err != nil {
-			qc.CloseWithError(0, err.Error())
+			qc.CloseWithError(0, quicerr.InternalClosePrefix+err.Error())
 			return nil, qerr.Op(op, err)
 		}
 		return c, nil
@@ -157,7 +205,20 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // already accepted go on; the socket is closed when the last of them ends.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		close(l.closed)
 		l.ln.Close()
+		<-l.acceptDone
+		// Connections nobody accepted are refused now rather than left to
+		// time out.
+		for {
+			select {
+			case qc := <-l.backlog:
+				refuse(qc)
+				continue
+			default:
+			}
+			break
+		}
 		l.release()
 		l.reg.removeListener(l)
 	})
