@@ -54,5 +54,6 @@
 // An idle connection runs no goroutine of its own but, with datagrams
 // enabled, one that drains received datagrams; a server connection has one
 // more during its handshake. All have exited when the connection reaches
-// ShutdownComplete.
+// ShutdownComplete. A Listener runs one goroutine that moves new connections
+// from quic-go's accept queue to its backlog; it exits with Close.
 package conn

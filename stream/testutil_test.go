@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"io"
 	"math/big"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -74,13 +75,17 @@ func newConnPair(t testing.TB, serverConf *quic.Config) (client, server *quic.Co
 		InsecureSkipVerify: true, // tests only: the certificate is throwaway
 		NextProtos:         []string{testALPN},
 	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", serverTLS, serverConf)
+	// Explicit transports, closed at cleanup: those of quic.ListenAddr and
+	// quic.DialAddr keep their goroutines until the closed connections they
+	// remember expire, which can outlast the leak check of TestMain.
+	serverTr, clientTr := newTransport(t), newTransport(t)
+	ln, err := serverTr.Listen(serverTLS, serverConf)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	client, err = quic.DialAddr(ctx, ln.Addr().String(), clientTLS, nil)
+	client, err = clientTr.Dial(ctx, ln.Addr(), clientTLS, nil)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("dial: %v", err)
@@ -95,6 +100,8 @@ func newConnPair(t testing.TB, serverConf *quic.Config) (client, server *quic.Co
 		client.CloseWithError(0, "")
 		server.CloseWithError(0, "")
 		ln.Close()
+		clientTr.Close()
+		serverTr.Close()
 	})
 	return client, server
 }
@@ -164,4 +171,20 @@ func pattern(n int) []byte {
 		b[i] = byte(i*7 + i>>8)
 	}
 	return b
+}
+
+// newTransport returns a quic-go Transport on a fresh loopback UDP socket,
+// which the test closes at its end.
+func newTransport(t testing.TB) *quic.Transport {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	t.Cleanup(func() {
+		tr.Close()
+		udp.Close()
+	})
+	return tr
 }

@@ -184,8 +184,17 @@ func startQuicGoServer(t *testing.T, h http.Handler) *quicGoServer {
 		t.Fatal(err)
 	}
 	tlsConf := http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cred.Certificate}})
-	ln, err := quic.ListenAddrEarly("127.0.0.1:0", tlsConf, &quic.Config{})
+	// An explicit Transport, closed at cleanup: quic.ListenAddrEarly's own
+	// transport keeps its goroutines until the closed connections it still
+	// remembers expire, which can outlast the test's leak check.
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.ListenEarly(tlsConf, &quic.Config{})
+	if err != nil {
+		udp.Close()
 		t.Fatal(err)
 	}
 	srv := &http3.Server{Handler: h, Logger: quietLogger()}
@@ -198,6 +207,8 @@ func startQuicGoServer(t *testing.T, h http.Handler) *quicGoServer {
 		_ = srv.Close()
 		_ = ln.Close()
 		<-done
+		_ = tr.Close()
+		_ = udp.Close()
 	})
 	return &quicGoServer{addr: ln.Addr().String(), certDER: cred.Certificate.Certificate[0]}
 }
