@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"regexp"
@@ -10,30 +9,13 @@ import (
 	"time"
 
 	"github.com/quicconn/quicconn/examples/internal/runtest"
-	"go.uber.org/goleak"
 )
 
 // bin is the echo binary, built once by TestMain: the tests run it as a user
 // would, as a separate process.
 var bin string
 
-func TestMain(m *testing.M) {
-	b, cleanup, err := runtest.Build("echo")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = b
-	code := m.Run()
-	cleanup()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(runtest.Main(m, "echo", &bin)) }
 
 var hashRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 

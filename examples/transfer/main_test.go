@@ -16,30 +16,13 @@ import (
 	"github.com/quicconn/quicconn/conntest"
 	"github.com/quicconn/quicconn/examples/internal/runtest"
 	"github.com/quicconn/quicconn/stream"
-	"go.uber.org/goleak"
 )
 
 // bin is the transfer binary, built once by TestMain: the tests run it as a
 // user would, as separate processes.
 var bin string
 
-func TestMain(m *testing.M) {
-	b, cleanup, err := runtest.Build("transfer")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = b
-	code := m.Run()
-	cleanup()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(runtest.Main(m, "transfer", &bin)) }
 
 // setup is a working directory with a sender key pair, a 3 MiB random file
 // and an empty inbox.

@@ -16,7 +16,31 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+// Main is the TestMain of an example's tests: it builds the example called
+// name once, stores the binary's path in *bin, runs the tests, removes the
+// binary and checks that no goroutine was left behind. It returns the exit
+// code for os.Exit.
+func Main(m *testing.M, name string, bin *string) int {
+	b, cleanup, err := Build(name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*bin = b
+	code := m.Run()
+	cleanup()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	return code
+}
 
 // Build compiles the main package in the current directory into a new
 // temporary directory and returns the binary and a function that removes it.
