@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quicconn/quicconn/dgram"
 	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/internal/quicerr"
 )
@@ -26,11 +27,6 @@ import (
 
 // run starts the pump for qc. A server connection passes its handshake
 // deadline; a client's handshake is already complete.
-//
-// No goroutine waits for the end of qc while the connection lives:
-// context.AfterFunc starts one when qc's context ends. A server connection
-// has a goroutine for its handshake, which exits when the handshake is over,
-// so an idle Connected connection costs no pump goroutine.
 func (c *Connection) run(qc *quic.Conn, deadline *time.Time) {
 	c.mu.Lock()
 	q := c.dgrams
@@ -67,7 +63,9 @@ func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
 	}
 }
 
-func (c *Connection) drainDatagrams(qc *quic.Conn, q interface{ Put([]byte) }) {
+// drainDatagrams moves received datagrams from quic-go's small internal
+// queue, which drops silently, to q, which counts what it drops.
+func (c *Connection) drainDatagrams(qc *quic.Conn, q *dgram.Queue) {
 	defer close(c.dgramPumpDone)
 	ctx := qc.Context()
 	for {
@@ -173,15 +171,12 @@ func (c *Connection) mapCloseLocked(cause error) *qerr.ConnectionError {
 // finish releases what the connection holds and marks it ShutdownComplete.
 func (c *Connection) finish() {
 	c.mu.Lock()
-	tr := c.tr
+	tr, err := c.tr, c.err
 	c.tr = nil
 	c.mu.Unlock()
 	if tr != nil {
 		c.reg.releaseTransport(tr)
 	}
-	c.mu.Lock()
-	err := c.err
-	c.mu.Unlock()
 	if c.opts.logger.Enabled(context.Background(), slog.LevelDebug) {
 		c.opts.logger.Debug("quicconn: shutdown complete", "registration", c.reg.name, "server", c.isServer, "err", err)
 	}
