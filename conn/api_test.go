@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ var (
 	_ func(net.PacketConn) conn.Option                           = conn.WithPacketConn
 	_ func(string) conn.Option                                   = conn.WithLocalAddr
 	_ func(io.Writer) conn.Option                                = conn.WithKeyLog
+	_ func(*slog.Logger) conn.Option                             = conn.WithLogger
 	_ func(string) conn.Option                                   = conn.WithQlogDir
 
 	_ func(*conn.Registration, string, *conn.Configuration, *certverify.Credential, ...conn.Option) (*conn.Listener, error) = conn.Listen
