@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -81,15 +80,8 @@ func run(args []string, out io.Writer) int {
 	fs.BoolVar(&cfg.keep, "keep", false, "listener: keep serving clients until interrupted")
 	fs.BoolVar(&cfg.verbose, "v", false, "log quicconn's connection events (debug) to stderr")
 	cfg.id.Register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
-		fs.PrintDefaults()
-	}
-	if err := cli.ParseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cli.ExitOK
-		}
-		return cli.Fail("echo", err)
+	if code, done := cli.ParseFlags(fs, args, usageText); done {
+		return code
 	}
 	cfg.log = cli.Logger(cfg.verbose)
 

@@ -87,15 +87,8 @@ func run(args []string, out *os.File) int {
 	fs.Int64Var(&cfg.rate, "rate", 0, "sender: limit the rate to this many `bytes` per second (0: no limit)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log quicconn's connection events (debug) to stderr")
 	cfg.id.Register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
-		fs.PrintDefaults()
-	}
-	if err := cli.ParseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cli.ExitOK
-		}
-		return cli.Fail("transfer", err)
+	if code, done := cli.ParseFlags(fs, args, usageText); done {
+		return code
 	}
 	cfg.log = cli.Logger(cfg.verbose)
 

@@ -216,22 +216,26 @@ func Fail(prog string, err error) int {
 	return ExitFailure
 }
 
-// ParseFlags parses args with fs and turns the flag package's multi-line
-// complaints into a Usage error of one line. -h and -help print the usage to
-// stdout and return flag.ErrHelp.
-func ParseFlags(fs *flag.FlagSet, args []string) error {
+// ParseFlags parses args with fs, whose -help prints usage and then the
+// flags. It returns done when the program should exit at once, with code:
+// after -h or -help (the usage went to stdout) or a bad command line (one
+// line on stderr, naming the program as fs does).
+func ParseFlags(fs *flag.FlagSet, args []string, usage string) (code int, done bool) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(os.Stdout)
 		fs.Usage()
-		return err
+		return ExitOK, true
+	case err != nil:
+		return Fail(fs.Name(), Usagef("%v (see -help)", err)), true
+	case fs.NArg() > 0:
+		return Fail(fs.Name(), Usagef("unexpected argument %q (see -help)", fs.Arg(0))), true
 	}
-	if err != nil {
-		return Usagef("%v (see -help)", err)
-	}
-	if fs.NArg() > 0 {
-		return Usagef("unexpected argument %q (see -help)", fs.Arg(0))
-	}
-	return nil
+	return 0, false
 }
