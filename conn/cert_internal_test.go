@@ -10,7 +10,7 @@ import (
 	"github.com/quicconn/quicconn/certverify"
 )
 
-// TestCertificateBeforeConnected proves the seed's PeerCertificateReceived
+// TestCertificateBeforeConnected proves the PeerCertificateReceived
 // event: each side has the peer's verified certificate, and
 // ReceiveRemoteCertificate can return it, while the connection is still
 // Connecting.

@@ -2,11 +2,16 @@ package conn
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	qerr "github.com/quicconn/quicconn/errors"
 )
+
+// quicDefaultConnectionWindow is quic-go's default cap on the connection's
+// receive window.
+const quicDefaultConnectionWindow = 15 << 20
 
 // Library defaults for zero Settings fields.
 const (
@@ -28,7 +33,8 @@ type Settings struct {
 	// 0 means 10s.
 	HandshakeTimeout time.Duration
 	// KeepAlive sends a PING at this period so that an idle connection does
-	// not time out. 0 turns keep-alives off.
+	// not time out; it must be shorter than the idle timeout. 0 turns
+	// keep-alives off.
 	KeepAlive time.Duration
 
 	// PeerBidiStreamCount and PeerUniStreamCount bound the streams of each
@@ -46,11 +52,15 @@ type Settings struct {
 
 	// StreamReceiveWindow and ConnectionReceiveWindow cap the flow-control
 	// windows for receiving on one stream and on the whole connection.
-	// 0 keeps quic-go's defaults (6 MB and 15 MB, auto-tuned from 512 KB).
+	// 0 keeps quic-go's defaults (6 MB and 15 MB, auto-tuned from 512 KB),
+	// except that a StreamReceiveWindow above 15 MB raises the connection's
+	// to 1.5 times it. A ConnectionReceiveWindow smaller than the
+	// StreamReceiveWindow is refused.
 	StreamReceiveWindow, ConnectionReceiveWindow uint64
 
 	// MaxMessageSize bounds the messages of message streams
-	// (OpenSendStream and stream.MessageReader). 0 means 16 MiB.
+	// (OpenSendStream and stream.MessageReader). 0 means 16 MiB; at most
+	// 2^32-1, the largest length the 4-byte prefix holds.
 	MaxMessageSize int
 }
 
@@ -131,6 +141,27 @@ func (c *Configuration) validate() error {
 			return &qerr.ConfigError{Field: n.name, Reason: fmt.Sprintf("must be at most 2^60, is %d", n.v)}
 		}
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Settings.IdleTimeout", s.IdleTimeout},
+		{"Settings.HandshakeTimeout", s.HandshakeTimeout},
+		{"Settings.KeepAlive", s.KeepAlive},
+	} {
+		if d.v > 0 && d.v < time.Millisecond {
+			return &qerr.ConfigError{Field: d.name, Reason: fmt.Sprintf("must be 0 (the default) or at least 1ms, is %v: was a unit forgotten?", d.v)}
+		}
+	}
+	if s.KeepAlive != 0 && s.KeepAlive >= s.idleTimeout() {
+		return &qerr.ConfigError{Field: "Settings.KeepAlive", Reason: fmt.Sprintf("must be shorter than the idle timeout (%v), is %v: keep-alives must arrive before the connection times out", s.idleTimeout(), s.KeepAlive)}
+	}
+	if uint64(s.MaxMessageSize) > math.MaxUint32 {
+		return &qerr.ConfigError{Field: "Settings.MaxMessageSize", Reason: fmt.Sprintf("must be at most 2^32-1, the largest length a message prefix holds, is %d", s.MaxMessageSize)}
+	}
+	if s.ConnectionReceiveWindow != 0 && s.ConnectionReceiveWindow < s.StreamReceiveWindow {
+		return &qerr.ConfigError{Field: "Settings.ConnectionReceiveWindow", Reason: fmt.Sprintf("must not be smaller than StreamReceiveWindow (%d), is %d: one stream could never use its window", s.StreamReceiveWindow, s.ConnectionReceiveWindow)}
+	}
 	return nil
 }
 
@@ -176,6 +207,10 @@ func (s *Settings) quicConfig(o *options) *quic.Config {
 	if w := s.ConnectionReceiveWindow; w != 0 {
 		qc.MaxConnectionReceiveWindow = w
 		qc.InitialConnectionReceiveWindow = min(w, 512<<10)
+	} else if s.StreamReceiveWindow > quicDefaultConnectionWindow {
+		// A stream window beyond quic-go's connection window could never be
+		// used: the connection's grows with it, with room for other streams.
+		qc.MaxConnectionReceiveWindow = s.StreamReceiveWindow + s.StreamReceiveWindow/2
 	}
 	if o.qlogDir != "" {
 		qc.Tracer = qlogTracer(o.qlogDir)

@@ -29,7 +29,7 @@ type Stats struct {
 func (c *Connection) Stats() Stats {
 	c.mu.Lock()
 	qc, final, q := c.qc, c.finalStats, c.dgrams
-	done := c.state == ShutdownComplete
+	done := c.lt.state == ShutdownComplete
 	c.mu.Unlock()
 	if qc != nil && !done {
 		final = qc.ConnectionStats()

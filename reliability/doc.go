@@ -1,5 +1,5 @@
-// Package reliability holds quicconn's reliability and security suite
-// (issue #6). It has no exported API: everything is in its tests.
+// Package reliability holds quicconn's reliability and security suite. It
+// has no exported API: everything is in its tests.
 //
 // The suite proves, over conntest's impaired in-memory links and real
 // loopback UDP, that:

@@ -12,7 +12,7 @@
 //
 // A [Stream] is an io.ReadWriteCloser. Read and Write hand the caller's
 // buffer straight to quic-go: the wrapper adds no copy and no allocation.
-// Close sends FIN (the seed's finish_write) and leaves the read side open;
+// Close sends FIN (msquic's finish_write) and leaves the read side open;
 // CancelWrite sends RESET_STREAM (abort_write) and CancelRead sends
 // STOP_SENDING (abort_read), each with an application error code. ReadChunk
 // returns what has arrived in a new slice, and stops waiting when its context
@@ -21,8 +21,8 @@
 // # Messages
 //
 // A message is a 4-byte big-endian length followed by that many bytes, the
-// framing of the seed system, so Go and Rust nodes exchange messages on the
-// same stream:
+// framing of the Rust Connection API over msquic that quicconn follows, so
+// Go and Rust nodes exchange messages on the same stream:
 //
 //	 0                   1                   2                   3
 //	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1

@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quicconn/quicconn/internal/gate"
 )
 
 // DefaultMaxMessageSize is the message size bound used when a constructor is
@@ -47,7 +48,7 @@ var coalescePool = sync.Pool{New: func() any {
 
 // SendStream is an outbound unidirectional stream that carries messages:
 // each Send writes a 4-byte big-endian length and then the message, the
-// framing of the seed system (see the package documentation), which a
+// framing of the msquic-based Rust Connection API (see the package documentation), which a
 // [MessageReader] on the peer's stream reads back.
 //
 // Send may be called from several goroutines: it sends one message at a
@@ -56,9 +57,14 @@ type SendStream struct {
 	w   WriteStream
 	max int
 
-	mu     sync.Mutex // held by Send: a prefix and its body must be adjacent
-	hdr    [headerSize]byte
-	broken error // set under mu when a Send stopped mid-message
+	// sending is held by Send, so that a prefix and its body are adjacent;
+	// its condition is always set: every holder may proceed. It is made by
+	// the first Send or Close (once), so that opening a stream costs one
+	// allocation.
+	sending     gate.Gate
+	sendingOnce sync.Once
+	hdr         [headerSize]byte
+	broken      error // set while holding sending, when a Send stopped mid-message
 }
 
 // NewSendStream wraps an outbound unidirectional quic-go stream, such as one
@@ -69,7 +75,7 @@ type SendStream struct {
 // takes over s: use s only through it.
 func NewSendStream(s *quic.SendStream, maxMessageSize int) *SendStream {
 	return &SendStream{
-		w:   WriteStream{uni: s, id: int64(s.StreamID())},
+		w:   WriteStream{ws: s, id: int64(s.StreamID())},
 		max: messageBound(maxMessageSize),
 	}
 }
@@ -99,8 +105,11 @@ func (s *SendStream) Send(ctx context.Context, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return qerr.Op("send message", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.sendingOnce.Do(s.initSending)
+	if _, err := s.sending.WaitAndLock(ctx); err != nil {
+		return qerr.Op("send message", err)
+	}
+	defer s.sending.Unlock(true)
 	if s.broken != nil {
 		return s.broken
 	}
@@ -125,10 +134,12 @@ func (s *SendStream) Send(ctx context.Context, msg []byte) error {
 			s.broken = qerr.Op("send message", errBroken)
 		}
 	} else {
-		err = mapWrite(err)
+		err = s.w.mapErr(err)
 	}
 	return qerr.Op("send message", err)
 }
+
+func (s *SendStream) initSending() { s.sending = gate.New(true) }
 
 // errBroken reports a SendStream left mid-message by an interrupted Send.
 var errBroken = fmt.Errorf("%w: an earlier Send was interrupted mid-message", qerr.ErrClosed)
@@ -161,14 +172,20 @@ func (s *SendStream) writeMessage(msg []byte) (int, error) {
 // MessageReader returns io.EOF after the last one. Errors are those of
 // [WriteStream.Close]. Close waits for a Send in progress to finish.
 func (s *SendStream) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.sendingOnce.Do(s.initSending)
+	s.sending.Lock()
+	defer s.sending.Unlock(true)
 	return s.w.Close()
 }
 
 // CancelWrite aborts the stream with RESET_STREAM and the application error
 // code, as [WriteStream.CancelWrite] does; a Send in progress returns at once.
 func (s *SendStream) CancelWrite(code uint64) error { return s.w.CancelWrite(code) }
+
+// SetPriority sets the stream's send priority; see [WriteStream.SetPriority].
+func (s *SendStream) SetPriority(urgency int8, incremental bool) {
+	s.w.SetPriority(urgency, incremental)
+}
 
 // maxNoProgress bounds the empty reads MessageReader tolerates in a row from
 // a reader that returns neither data nor an error, as bufio does.

@@ -34,10 +34,18 @@ var chunkPool = sync.Pool{New: func() any {
 // stream beneath it (its reads fail with ErrClosed): get a ReadStream from
 // NewReadStream or from Split.
 type ReadStream struct {
-	bidi *quic.Stream        // set for the read half of a bidirectional stream
-	uni  *quic.ReceiveStream // set for an inbound unidirectional stream
-	id   int64               // kept for ID when neither is set
-	dl   interrupter
+	rs receiver // nil for the absent read side of an outbound unidirectional stream
+	id int64
+	lt quicerr.Lifetime // the connection, when package conn made the stream
+	dl interrupter
+}
+
+// receiver is the receiving direction of a quic-go stream: *quic.Stream and
+// *quic.ReceiveStream both provide it.
+type receiver interface {
+	Read(p []byte) (int, error)
+	CancelRead(code quic.StreamErrorCode)
+	SetReadDeadline(t time.Time) error
 }
 
 // NewReadStream wraps an inbound unidirectional quic-go stream, such as one
@@ -45,7 +53,7 @@ type ReadStream struct {
 // AcceptInboundUniStream; it is exported for programs that hold raw quic-go
 // streams too. The ReadStream takes over s: use s only through it.
 func NewReadStream(s *quic.ReceiveStream) *ReadStream {
-	return &ReadStream{uni: s, id: int64(s.StreamID())}
+	return &ReadStream{rs: s, id: int64(s.StreamID())}
 }
 
 // ID returns the QUIC stream ID.
@@ -64,20 +72,17 @@ func (r *ReadStream) ID() int64 { return r.id }
 func (r *ReadStream) Read(p []byte) (int, error) {
 	n, err := r.read(p)
 	if err != nil && err != io.EOF {
-		err = qerr.Op("read", mapRead(err))
+		err = qerr.Op("read", r.mapErr(err))
 	}
 	return n, err
 }
 
 // read is Read with quic-go's own error.
 func (r *ReadStream) read(p []byte) (int, error) {
-	switch {
-	case r.bidi != nil:
-		return r.bidi.Read(p)
-	case r.uni != nil:
-		return r.uni.Read(p)
+	if r.rs == nil {
+		return 0, errNoReadSide
 	}
-	return 0, errNoReadSide
+	return r.rs.Read(p)
 }
 
 // errNoReadSide marks the absent read side of an outbound unidirectional
@@ -126,7 +131,7 @@ func (r *ReadStream) ReadChunk(ctx context.Context) ([]byte, error) {
 	case fired && errors.Is(err, os.ErrDeadlineExceeded):
 		return nil, qerr.Op("read", ctx.Err())
 	}
-	return nil, qerr.Op("read", mapRead(err))
+	return nil, qerr.Op("read", r.mapErr(err))
 }
 
 // readSome reads until it gets data or an error.
@@ -137,18 +142,19 @@ func (r *ReadStream) readSome(p []byte) (n int, err error) {
 	return n, err
 }
 
-// mapRead maps an error of read to the taxonomy.
-func mapRead(err error) error {
+// mapErr maps an error of read to the taxonomy; a lost connection is
+// reported as its connection reports it.
+func (r *ReadStream) mapErr(err error) error {
 	if err == errNoReadSide {
 		return qerr.ErrClosed
 	}
-	return quicerr.Read(err)
+	return quicerr.Read(err, r.lt)
 }
 
 // CancelRead aborts receiving: it sends STOP_SENDING with the application
 // error code, asking the peer to stop; a blocked Read returns at once, and
 // Reads fail with a *errors.StreamError{Kind: Reset, Remote: false, Code:
-// code}. It is the seed's abort_read. Calling it again, or after Read
+// code}. It is msquic's abort_read. Calling it again, or after Read
 // returned io.EOF, does nothing. It returns nil but for a code above
 // 2^62-1, the largest QUIC can carry, which it rejects with an error
 // matching ErrInvalidCode.
@@ -156,11 +162,8 @@ func (r *ReadStream) CancelRead(code uint64) error {
 	if err := quicerr.CheckCode(code); err != nil {
 		return qerr.Op("cancel read", err)
 	}
-	switch {
-	case r.bidi != nil:
-		r.bidi.CancelRead(quic.StreamErrorCode(code))
-	case r.uni != nil:
-		r.uni.CancelRead(quic.StreamErrorCode(code))
+	if r.rs != nil {
+		r.rs.CancelRead(quic.StreamErrorCode(code))
 	}
 	return nil
 }
@@ -176,10 +179,7 @@ func (r *ReadStream) SetReadDeadline(t time.Time) error {
 
 // applyDeadline implements deadliner.
 func (r *ReadStream) applyDeadline(t time.Time) {
-	switch {
-	case r.bidi != nil:
-		_ = r.bidi.SetReadDeadline(t) // never fails
-	case r.uni != nil:
-		_ = r.uni.SetReadDeadline(t) // never fails
+	if r.rs != nil {
+		_ = r.rs.SetReadDeadline(t) // never fails
 	}
 }

@@ -2,9 +2,12 @@ package stream
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/quicconn/quicconn/internal/quicerr"
 )
 
 // Stream is a QUIC stream opened by either peer: an io.ReadWriteCloser whose
@@ -35,8 +38,8 @@ type Stream struct {
 func NewStream(s *quic.Stream) *Stream {
 	id := int64(s.StreamID())
 	return &Stream{
-		r: ReadStream{bidi: s, id: id},
-		w: WriteStream{bidi: s, id: id},
+		r: ReadStream{rs: s, id: id},
+		w: WriteStream{ws: s, id: id},
 	}
 }
 
@@ -49,7 +52,24 @@ func NewSendOnlyStream(s *quic.SendStream) *Stream {
 	id := int64(s.StreamID())
 	return &Stream{
 		r: ReadStream{id: id},
-		w: WriteStream{uni: s, id: id},
+		w: WriteStream{ws: s, id: id},
+	}
+}
+
+func init() { quicerr.BindStream = bind }
+
+// bind attaches a stream that package conn made to its connection, so that
+// its errors for a lost connection are the connection's own.
+func bind(s any, lt quicerr.Lifetime) {
+	switch s := s.(type) {
+	case *Stream:
+		s.r.lt, s.w.lt = lt, lt
+	case *ReadStream:
+		s.lt = lt
+	case *SendStream:
+		s.w.lt = lt
+	default:
+		panic(fmt.Sprintf("stream: cannot bind a %T to a connection", s))
 	}
 }
 
@@ -101,6 +121,10 @@ func (s *Stream) SetReadDeadline(t time.Time) error { return s.r.SetReadDeadline
 // SetWriteDeadline sets the write deadline; see
 // [WriteStream.SetWriteDeadline].
 func (s *Stream) SetWriteDeadline(t time.Time) error { return s.w.SetWriteDeadline(t) }
+
+// SetPriority sets the send priority of the write side; see
+// [WriteStream.SetPriority].
+func (s *Stream) SetPriority(urgency int8, incremental bool) { s.w.SetPriority(urgency, incremental) }
 
 // Split returns the stream's two directions, to be used from two goroutines
 // (or handed to code that needs only one). They are views of s, not copies:

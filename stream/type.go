@@ -4,7 +4,7 @@ import "strconv"
 
 // Type is the kind of a QUIC stream: bidirectional (both peers send) or
 // unidirectional (only the opener sends). The values match msquic's stream
-// open flags used by the seed system: 0 is bidirectional, 1 unidirectional.
+// open flags of the msquic-based Rust Connection API: 0 is bidirectional, 1 unidirectional.
 type Type uint8
 
 const (

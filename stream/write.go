@@ -21,10 +21,21 @@ import (
 // be called from any goroutine. The zero value has no stream beneath it (its
 // writes fail with ErrClosed): get a WriteStream from Split.
 type WriteStream struct {
-	bidi *quic.Stream     // set for the write half of a bidirectional stream
-	uni  *quic.SendStream // set for an outbound unidirectional stream
-	id   int64
-	dl   interrupter
+	ws sender // nil only in the zero value
+	id int64
+	lt quicerr.Lifetime // the connection, when package conn made the stream
+	dl interrupter
+}
+
+// sender is the sending direction of a quic-go stream: *quic.Stream and
+// *quic.SendStream both provide it.
+type sender interface {
+	Write(p []byte) (int, error)
+	Close() error
+	CancelWrite(code quic.StreamErrorCode)
+	SetWriteDeadline(t time.Time) error
+	SetPriority(urgency int8, incremental bool)
+	Context() context.Context
 }
 
 // ID returns the QUIC stream ID.
@@ -43,31 +54,29 @@ func (w *WriteStream) ID() int64 { return w.id }
 func (w *WriteStream) Write(p []byte) (int, error) {
 	n, err := w.write(p)
 	if err != nil {
-		err = qerr.Op("write", mapWrite(err))
+		err = qerr.Op("write", w.mapErr(err))
 	}
 	return n, err
 }
 
 // write is Write with quic-go's own error.
 func (w *WriteStream) write(p []byte) (int, error) {
-	switch {
-	case w.bidi != nil:
-		return w.bidi.Write(p)
-	case w.uni != nil:
-		return w.uni.Write(p)
+	if w.ws == nil {
+		return 0, errNoWriteSide
 	}
-	return 0, errNoWriteSide
+	return w.ws.Write(p)
 }
 
 // errNoWriteSide marks a WriteStream that has no stream (its zero value).
 var errNoWriteSide = errors.New("no write side")
 
-// mapWrite maps an error of write to the taxonomy.
-func mapWrite(err error) error {
+// mapErr maps an error of write to the taxonomy; a lost connection is
+// reported as its connection reports it.
+func (w *WriteStream) mapErr(err error) error {
 	if err == errNoWriteSide {
 		return qerr.ErrClosed
 	}
-	return quicerr.Write(err)
+	return quicerr.Write(err, w.lt)
 }
 
 // WriteChunks writes the chunks in order, as Write would their
@@ -93,7 +102,7 @@ func (w *WriteStream) WriteChunks(chunks [][]byte, fin bool) (int, error) {
 }
 
 // Close finishes the write side: it sends FIN after the data written so far,
-// and the peer reads io.EOF after that data. It is the seed's finish_write,
+// and the peer reads io.EOF after that data. It is msquic's finish_write,
 // and does not touch the read side of a bidirectional stream. Later Writes
 // fail with ErrFinished; calling Close again returns nil.
 //
@@ -102,38 +111,30 @@ func (w *WriteStream) WriteChunks(chunks [][]byte, fin bool) (int, error) {
 // peer's STOP_SENDING); a *errors.ConnectionError when the connection was
 // gone before Close.
 func (w *WriteStream) Close() error {
-	var (
-		err error
-		ctx context.Context
-	)
-	switch {
-	case w.bidi != nil:
-		err, ctx = w.bidi.Close(), w.bidi.Context()
-	case w.uni != nil:
-		err, ctx = w.uni.Close(), w.uni.Context()
-	default:
+	if w.ws == nil {
 		return qerr.Op("close", qerr.ErrClosed)
 	}
+	err := w.ws.Close()
 	// quic-go's Close returns nil on a closed connection, and an unwrapped
 	// fmt error after a cancellation; the send context's cause says which.
-	cause := context.Cause(ctx)
+	cause := context.Cause(w.ws.Context())
 	if err == nil {
 		if cause != nil && quicerr.IsConnectionError(cause) {
-			return qerr.Op("close", quicerr.Connection(cause))
+			return qerr.Op("close", w.mapErr(cause))
 		}
 		return nil
 	}
 	if se, ok := errors.AsType[*quic.StreamError](cause); ok {
-		return qerr.Op("close", quicerr.Write(se))
+		return qerr.Op("close", w.mapErr(se))
 	}
-	return qerr.Op("close", quicerr.Write(err))
+	return qerr.Op("close", w.mapErr(err))
 }
 
 // CancelWrite aborts sending: it sends RESET_STREAM with the application
 // error code, so the peer's reads fail with a *errors.StreamError{Kind:
 // Reset, Remote: true, Code: code}; data not yet delivered may be lost. A
 // blocked Write returns at once, and later Writes fail with a
-// *errors.StreamError{Kind: Stopped, Remote: false}. It is the seed's
+// *errors.StreamError{Kind: Stopped, Remote: false}. It is msquic's
 // abort_write. After Close it still aborts delivery of unacknowledged data.
 // Calling it again does nothing. It returns nil but for a code above
 // 2^62-1, the largest QUIC can carry, which it rejects with an error
@@ -142,11 +143,8 @@ func (w *WriteStream) CancelWrite(code uint64) error {
 	if err := quicerr.CheckCode(code); err != nil {
 		return qerr.Op("cancel write", err)
 	}
-	switch {
-	case w.bidi != nil:
-		w.bidi.CancelWrite(quic.StreamErrorCode(code))
-	case w.uni != nil:
-		w.uni.CancelWrite(quic.StreamErrorCode(code))
+	if w.ws != nil {
+		w.ws.CancelWrite(quic.StreamErrorCode(code))
 	}
 	return nil
 }
@@ -162,10 +160,19 @@ func (w *WriteStream) SetWriteDeadline(t time.Time) error {
 
 // applyDeadline implements deadliner.
 func (w *WriteStream) applyDeadline(t time.Time) {
-	switch {
-	case w.bidi != nil:
-		_ = w.bidi.SetWriteDeadline(t) // never fails
-	case w.uni != nil:
-		_ = w.uni.SetWriteDeadline(t) // never fails
+	if w.ws != nil {
+		_ = w.ws.SetWriteDeadline(t) // never fails
+	}
+}
+
+// SetPriority sets the stream's send priority with quic-go's scheme (the
+// semantics of RFC 9218): a lower urgency (0 to 7; 3 by default) is sent
+// first; among streams of the same urgency, incremental ones share the
+// bandwidth round-robin and non-incremental ones are sent one after the
+// other, in the order they were opened. It only orders this side's sending
+// and can be changed at any time.
+func (w *WriteStream) SetPriority(urgency int8, incremental bool) {
+	if w.ws != nil {
+		w.ws.SetPriority(urgency, incremental)
 	}
 }

@@ -7,10 +7,12 @@
 // takes the initial condition, WaitAndLock reports context.Cause, and Unlock
 // panics when the gate is not locked.
 
-// Package gate provides Gate, the monitor from which quicconn builds every
-// waiter that takes a context: a mutex with one bit of condition, made of two
-// 1-buffered channels so that waiting for the condition can be abandoned when
-// a context ends, which sync.Cond cannot do.
+// Package gate provides quicconn's waiters, the only ways its code waits for
+// a condition with a context: Gate, a mutex with one bit of condition made of
+// two 1-buffered channels, so that waiting for the condition can be
+// abandoned when a context ends, which sync.Cond cannot do; Event, a
+// one-time broadcast; and Queue, a bounded queue whose Get and Put wait.
+// Each prefers a ready result over an ended context.
 package gate
 
 import "context"

@@ -23,7 +23,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/quicvarint"
@@ -31,11 +30,31 @@ import (
 	qerr "github.com/quicconn/quicconn/errors"
 )
 
-// InternalClosePrefix starts the reason phrase of every close that the conn
-// package makes for a reason of its own rather than the application's
-// Shutdown, so that Connection can tell the two apart in the errors that
-// quic-go hands to stream operations.
-const InternalClosePrefix = "quicconn: "
+// A Lifetime is a connection's own account of how it ended. Package conn's
+// connections provide one, and the streams they hand out ask it, instead of
+// mapping quic-go's error on their own, so that a stream operation and
+// Connection.Err describe a lost connection with the same value: only the
+// connection knows that it closed itself (Registration.Close, the handshake
+// budget, revoked trust) or that its peer's certificate was rejected.
+type Lifetime interface {
+	// ConnectionError returns the connection's error, given the
+	// connection-level error that quic-go returned to an operation.
+	ConnectionError(cause error) *qerr.ConnectionError
+}
+
+// BindStream attaches lt to s, a *stream.Stream, *stream.ReadStream or
+// *stream.SendStream just made for lt's connection. Package stream sets it
+// when it is initialised; package conn calls it before handing s out.
+// (Package stream cannot be named here, which imports it, hence s's type.)
+var BindStream func(s any, lt Lifetime)
+
+// connection maps a connection-level error through lt when there is one.
+func connection(err error, lt Lifetime) *qerr.ConnectionError {
+	if lt != nil {
+		return lt.ConnectionError(err)
+	}
+	return Connection(err)
+}
 
 // Connection maps a connection-level error from quic-go — the cause of
 // Conn.Context(), or the error of a stream, accept or open call after the
@@ -66,11 +85,6 @@ func Connection(err error) *qerr.ConnectionError {
 		ce.Reason = qerr.ShutdownByLocal
 		if e.Remote {
 			ce.Reason = qerr.ShutdownByPeer
-		} else if e.ErrorCode == 0 && strings.HasPrefix(e.ErrorMessage, InternalClosePrefix) {
-			// conn closed it for a reason of its own (Registration.Close),
-			// not the application's Shutdown: streams must report what
-			// Connection.Err reports.
-			ce.Reason = qerr.ConnectionClosed
 		}
 		ce.Code = uint64(e.ErrorCode)
 		ce.Message = e.ErrorMessage
@@ -125,10 +139,12 @@ func IsConnectionError(err error) bool {
 //	os.ErrDeadlineExceeded   → err unchanged (it is a net.Error whose Timeout is true)
 //	*quic.StreamError        → *qerr.StreamError{Kind: Reset, Code, Remote}
 //	                           (Remote: the peer sent RESET_STREAM; local: CancelRead was called)
-//	connection-level error   → *qerr.ConnectionError (see [Connection])
+//	connection-level error   → *qerr.ConnectionError (lt's, else see [Connection])
 //	anything else            → qerr.Internal(err)
-func Read(err error) error {
-	return stream(err, qerr.Reset)
+//
+// lt is the stream's connection, or nil for a stream of raw quic-go.
+func Read(err error, lt Lifetime) error {
+	return stream(err, qerr.Reset, lt)
 }
 
 // Write maps an error returned by a quic-go stream's Write:
@@ -138,16 +154,17 @@ func Read(err error) error {
 //	*quic.StreamError        → *qerr.StreamError{Kind: Stopped, Code, Remote}
 //	                           (Remote: the peer sent STOP_SENDING; local: CancelWrite was called)
 //	quic.ErrStreamClosed     → an error matching qerr.ErrFinished (write after Close)
-//	connection-level error   → *qerr.ConnectionError (see [Connection])
+//	connection-level error   → *qerr.ConnectionError (lt's, else see [Connection])
 //	anything else            → qerr.Internal(err)
 //
-// In every case but the deadline, err stays reachable with errors.Is and
-// errors.As.
-func Write(err error) error {
-	return stream(err, qerr.Stopped)
+// In every case but the deadline and a connection error from lt, err stays
+// reachable with errors.Is and errors.As. lt is the stream's connection, or
+// nil for a stream of raw quic-go.
+func Write(err error, lt Lifetime) error {
+	return stream(err, qerr.Stopped, lt)
 }
 
-func stream(err error, kind qerr.StreamErrorKind) error {
+func stream(err error, kind qerr.StreamErrorKind, lt Lifetime) error {
 	switch {
 	case err == nil:
 		return nil
@@ -160,7 +177,7 @@ func stream(err error, kind qerr.StreamErrorKind) error {
 		return &qerr.StreamError{Kind: kind, Code: uint64(e.ErrorCode), Remote: e.Remote, Err: err}
 	}
 	if IsConnectionError(err) {
-		return Connection(err)
+		return connection(err, lt)
 	}
 	if kind == qerr.Stopped && errors.Is(err, quic.ErrStreamClosed) {
 		return &sentinelError{sentinel: qerr.ErrFinished, err: err}

@@ -187,6 +187,8 @@ func TestReadWrite(t *testing.T) {
 		}
 	}
 
+	Read := func(err error) error { return Read(err, nil) }
+	Write := func(err error) error { return Write(err, nil) }
 	tests := []struct {
 		name  string
 		fn    func(error) error
@@ -223,12 +225,30 @@ func TestReadWrite(t *testing.T) {
 			t.Errorf("Read(deadline) = %v, want a net.Error with Timeout", err)
 		}
 	})
+	t.Run("a lost connection is the connection's own error", func(t *testing.T) {
+		own := &qerr.ConnectionError{Reason: qerr.ShutdownByLocal, Message: "own"}
+		lt := lifetimeFunc(func(error) *qerr.ConnectionError { return own })
+		for name, fn := range map[string]func(error, Lifetime) error{"read": readFn, "write": writeFn} {
+			if err := fn(app, lt); err != own {
+				t.Errorf("%s(connection error, lt) = %v, want the connection's own %p", name, err, own)
+			}
+			if err := fn(peerReset, lt); err == own {
+				t.Errorf("%s(stream error, lt) = the connection's error, want a stream error", name)
+			}
+		}
+	})
 	t.Run("ErrFinished reads as the sentinel", func(t *testing.T) {
 		if got, want := Write(quic.ErrStreamClosed).Error(), qerr.ErrFinished.Error(); got != want {
 			t.Errorf("Error() = %q, want %q", got, want)
 		}
 	})
 }
+
+var readFn, writeFn = Read, Write
+
+type lifetimeFunc func(error) *qerr.ConnectionError
+
+func (f lifetimeFunc) ConnectionError(cause error) *qerr.ConnectionError { return f(cause) }
 
 func TestCheckCode(t *testing.T) {
 	tests := []struct {

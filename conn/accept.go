@@ -1,15 +1,21 @@
 package conn
 
+// A server: the Listener, and a server connection built from the moment
+// quic-go sees its first packet to the end of its handshake.
+
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quicconn/quicconn/certverify"
+	"github.com/quicconn/quicconn/dgram"
 	qerr "github.com/quicconn/quicconn/errors"
-	"github.com/quicconn/quicconn/internal/quicerr"
+	"github.com/quicconn/quicconn/internal/gate"
 )
 
 // A Listener accepts QUIC connections on a UDP socket. Connections are
@@ -27,11 +33,11 @@ type Listener struct {
 	ln   *quic.EarlyListener
 
 	// backlog holds connections taken from quic-go's accept queue, which
-	// refuses handshakes once 32 wait, until Accept hands them out.
-	backlog    chan *quic.Conn
-	closed     chan struct{} // closed by Close
+	// refuses handshakes once 32 wait, until Accept hands them out. It is
+	// closed with net.ErrClosed by Close, or with quic-go's error when its
+	// listener fails on its own.
+	backlog    *gate.Queue[*quic.Conn]
 	acceptDone chan struct{} // closed when acceptLoop has returned
-	acceptErr  error         // why quic-go's Accept failed; set before acceptDone closes
 	closeOnce  sync.Once
 }
 
@@ -40,9 +46,13 @@ type Listener struct {
 // are refused (CONNECTION_REFUSED) once that is full too.
 const Backlog = 256
 
+// errListenerClosed is what Accept returns after Close.
+var errListenerClosed = net.ErrClosed
+
 // Listen starts accepting connections on addr ("host:port"; port 0 picks a
 // free port) with cfg's ALPN and settings. cred is the server's identity and
-// the policy it verifies clients with, according to cred.ClientAuth.
+// the policy it verifies clients with, according to cred.ClientAuth; it must
+// hold a certificate.
 //
 // With WithPacketConn, the listener uses that packet conn and addr must be
 // "" or the conn's own address.
@@ -52,7 +62,10 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 		return nil, qerr.Op(op, &qerr.ConfigError{Field: "Registration", Reason: "is nil"})
 	}
 	if cred == nil {
-		return nil, qerr.Op(op, &qerr.ConfigError{Field: "Credential", Reason: "is nil"})
+		return nil, qerr.Op(op, &qerr.ConfigError{Field: "Credential", Reason: "is nil: a server needs an identity, e.g. from certverify.GenerateSelfSigned"})
+	}
+	if cred.Identity() == "" {
+		return nil, qerr.Op(op, &qerr.ConfigError{Field: "Credential.Certificate", Reason: "is empty: a server must present a certificate (certverify.GenerateSelfSigned or LoadKeyPair make one)"})
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, qerr.Op(op, err)
@@ -70,13 +83,7 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 	if err != nil {
 		return nil, qerr.Op(op, err)
 	}
-	reg.mu.Lock()
-	busy := tr.listener != nil
-	if !busy {
-		tr.listener = l
-	}
-	reg.mu.Unlock()
-	if busy {
+	if !reg.setListener(tr, l) {
 		reg.releaseTransport(tr)
 		return nil, qerr.Op(op, &qerr.ConfigError{Field: "addr", Reason: "the registration already listens on " + addr})
 	}
@@ -90,7 +97,7 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 		MinVersion: tls.VersionTLS13,
 		// Each handshake gets a copy of base whose verification callbacks
 		// report to its own Connection, found through the context that
-		// transport.connContext gave the handshake.
+		// connContext gave the handshake.
 		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 			conf := base.Clone()
 			if c, ok := chi.Context().Value(connKey{}).(*Connection); ok {
@@ -105,8 +112,7 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 		return nil, qerr.Op(op, err)
 	}
 	l.ln = ln
-	l.backlog = make(chan *quic.Conn, Backlog)
-	l.closed = make(chan struct{})
+	l.backlog = gate.NewQueue[*quic.Conn](Backlog)
 	l.acceptDone = make(chan struct{})
 	if err := reg.addListener(l); err != nil {
 		ln.Close()
@@ -126,12 +132,10 @@ func (l *Listener) acceptLoop() {
 	for {
 		qc, err := l.ln.Accept(context.Background())
 		if err != nil {
-			l.acceptErr = err
+			l.backlog.Close(err)
 			return
 		}
-		select {
-		case l.backlog <- qc:
-		case <-l.closed:
+		if l.backlog.Put(context.Background(), qc) != nil {
 			refuse(qc)
 		}
 	}
@@ -139,7 +143,7 @@ func (l *Listener) acceptLoop() {
 
 // refuse closes a connection that was never handed out.
 func refuse(qc *quic.Conn) {
-	qc.CloseWithError(0, quicerr.InternalClosePrefix+"listener closed")
+	qc.CloseWithError(0, "quicconn: listener closed")
 }
 
 // Accept returns the next connection whose handshake has begun. It is in
@@ -153,20 +157,9 @@ func refuse(qc *quic.Conn) {
 func (l *Listener) Accept(ctx context.Context) (*Connection, error) {
 	const op = "accept"
 	for {
-		var qc *quic.Conn
-		select {
-		case qc = <-l.backlog:
-		case <-l.closed:
-			return nil, qerr.Op(op, net.ErrClosed)
-		case <-l.acceptDone:
-			// quic-go's listener failed on its own (its transport closed).
-			select {
-			case qc = <-l.backlog:
-			default:
-				return nil, qerr.Op(op, l.acceptErr)
-			}
-		case <-ctx.Done():
-			return nil, qerr.Op(op, context.Cause(ctx))
+		qc, err := l.backlog.Get(ctx)
+		if err != nil {
+			return nil, qerr.Op(op, err)
 		}
 		c, ok := qc.Context().Value(connKey{}).(*Connection)
 		if !ok {
@@ -174,28 +167,11 @@ func (l *Listener) Accept(ctx context.Context) (*Connection, error) {
 			continue
 		}
 		if err := c.attach(qc, l.tr); err != nil {
-			qc.CloseWithError(0, quicerr.InternalClosePrefix+err.Error())
+			qc.CloseWithError(0, "quicconn: "+err.Error())
 			return nil, qerr.Op(op, err)
 		}
 		return c, nil
 	}
-}
-
-// attach gives a server connection its quic.Conn and starts its pump.
-func (c *Connection) attach(qc *quic.Conn, tr *transport) error {
-	if err := c.reg.addConn(c); err != nil {
-		return err
-	}
-	c.reg.mu.Lock()
-	tr.refs++
-	c.reg.mu.Unlock()
-	c.mu.Lock()
-	c.qc = qc
-	c.tr = tr
-	c.mu.Unlock()
-	deadline := c.created.Add(c.cfg.Settings.handshakeTimeout())
-	c.run(qc, &deadline)
-	return nil
 }
 
 // Addr returns the listener's local address.
@@ -203,21 +179,14 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Close stops accepting connections and unblocks Accept. Connections
 // already accepted go on; the socket is closed when the last of them ends.
+// Connections nobody accepted are refused now rather than left to time out.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
-		close(l.closed)
+		l.backlog.Close(errListenerClosed)
 		l.ln.Close()
 		<-l.acceptDone
-		// Connections nobody accepted are refused now rather than left to
-		// time out.
-		for {
-			select {
-			case qc := <-l.backlog:
-				refuse(qc)
-				continue
-			default:
-			}
-			break
+		for _, qc := range l.backlog.Drain() {
+			refuse(qc)
 		}
 		l.release()
 		l.reg.removeListener(l)
@@ -226,10 +195,75 @@ func (l *Listener) Close() error {
 }
 
 func (l *Listener) release() {
-	l.reg.mu.Lock()
-	if l.tr.listener == l {
-		l.tr.listener = nil
-	}
-	l.reg.mu.Unlock()
+	l.reg.clearListener(l.tr, l)
 	l.reg.releaseTransport(l.tr)
+}
+
+// connKey is the context key under which a handshake's context carries the
+// Connection it will become.
+type connKey struct{}
+
+// connContext is quic-go's hook for every connection that a listener on t
+// accepts: it makes the Connection that Listener.Accept will hand out, so
+// that the TLS callbacks of the handshake can find it.
+func (t *transport) connContext(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	l := t.reg.listenerOf(t)
+	if l == nil {
+		return nil, errors.New("no listener")
+	}
+	c := newConnection(l.reg, l.cred, l.opts)
+	c.isServer = true
+	c.created = time.Now()
+	c.cfg = l.cfg
+	if l.cfg.Settings.DatagramReceiveEnabled {
+		c.dgrams = dgram.NewQueue(l.cfg.Settings.datagramQueueLen())
+	}
+	c.setState(Connecting, nil)
+	return context.WithValue(ctx, connKey{}, c), nil
+}
+
+// attach gives a server connection its quic.Conn and starts its pump.
+func (c *Connection) attach(qc *quic.Conn, tr *transport) error {
+	if err := c.reg.addConn(c); err != nil {
+		return err
+	}
+	c.reg.retainTransport(tr)
+	c.mu.Lock()
+	c.qc = qc
+	c.tr = tr
+	c.remote = qc.RemoteAddr()
+	c.mu.Unlock()
+	c.run(qc, c.created.Add(c.cfg.Settings.handshakeTimeout()))
+	return nil
+}
+
+// Accept waits until the handshake of a server-side connection completes,
+// ctx ends or the connection fails. The connection's error, returned when
+// the handshake fails, matches errors.ErrBadCertificate when this side
+// rejected the client's certificate.
+func (c *Connection) Accept(ctx context.Context) error {
+	return c.waitHandshake(ctx, "accept")
+}
+
+// awaitHandshake turns the end of a server connection's handshake into its
+// event: complete, out of budget, or failed (which closed sees).
+func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
+	defer close(c.handshakeWatchDone)
+	// A handshake that completed while the connection waited in the
+	// backlog wins over a budget that ran out meanwhile.
+	select {
+	case <-qc.HandshakeComplete():
+		c.handshakeComplete(qc)
+		return
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-qc.HandshakeComplete():
+		c.handshakeComplete(qc)
+	case <-t.C:
+		c.abort(qerr.HandshakeTimeout, &handshakeTimeoutError{addr: qc.RemoteAddr(), budget: c.cfg.Settings.handshakeTimeout(), answered: true})
+	case <-qc.Context().Done():
+	}
 }

@@ -1,0 +1,218 @@
+package conn
+
+// The lifetime of a connection: its state, its error and every signal
+// derived from them, changed in one place, setState.
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quicconn/quicconn/internal/gate"
+	"github.com/quicconn/quicconn/internal/quicerr"
+)
+
+// State is a connection's place in its lifecycle. States only move forward:
+//
+//	Open → Connecting → Connected → Shutdown → ShutdownComplete
+//
+// A connection may skip states: a failed handshake goes from Connecting to
+// Shutdown, and one abandoned before it was started never leaves Open.
+type State uint8
+
+const (
+	// Open is a connection made by New and not yet started. It holds no
+	// socket and no goroutine.
+	Open State = iota
+	// Connecting is a connection whose handshake is under way. A server-side
+	// connection from Listener.Accept starts here.
+	Connecting
+	// Connected is a connection whose handshake is complete (and, for a
+	// client that presented a certificate, confirmed by the server).
+	Connected
+	// Shutdown is a connection that is closing: locally, by the peer or by
+	// the transport. Its error is known.
+	Shutdown
+	// ShutdownComplete is a closed connection whose resources are released
+	// and whose waiters have all been woken.
+	ShutdownComplete
+)
+
+var stateNames = [...]string{
+	Open:             "Open",
+	Connecting:       "Connecting",
+	Connected:        "Connected",
+	Shutdown:         "Shutdown",
+	ShutdownComplete: "ShutdownComplete",
+}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// lifetime is the state of a connection and what follows from it. Its
+// fields are guarded by the connection's mu and changed only by setState,
+// except for the facts that this package learns along the way and that
+// decide which error the connection ends with (own, certErr, cert).
+//
+// Invariants, which setState enforces:
+//   - the state only moves forward;
+//   - err is set exactly when the state reaches Shutdown, and never
+//     changes after;
+//   - every event that can no longer happen is set in the same step that
+//     makes it impossible, so that no waiter waits for it: ready and
+//     certKnown at Shutdown, the datagram queue closed at Shutdown;
+//   - connected holds the quic.Conn exactly while the state is Connected.
+type lifetime struct {
+	state State
+	err   *qerr.ConnectionError
+	// local is set when the application's Shutdown closed the connection.
+	local bool
+	// own is the reason and cause of a close that this package made for a
+	// reason of its own (Registration.Close, the handshake budget, revoked
+	// trust), recorded before the close so that the connection's error says
+	// so, whatever quic-go reports.
+	own struct {
+		reason qerr.Reason
+		cause  error
+	}
+	// certErr is why this side rejected the peer's certificate.
+	certErr error
+	// cert is the peer's verified leaf certificate.
+	cert *x509.Certificate
+
+	ready     gate.Event // Connected, or never: streams may be opened or never will
+	certKnown gate.Event // cert is set, or never will be
+	done      gate.Event // ShutdownComplete
+
+	// connected lets the per-operation paths (streams, datagrams) check the
+	// state without taking mu.
+	connected atomic.Pointer[quic.Conn]
+}
+
+func newLifetime() lifetime {
+	return lifetime{ready: gate.NewEvent(), certKnown: gate.NewEvent(), done: gate.NewEvent()}
+}
+
+// setState moves c to state to, and updates in the same step everything
+// derived from the state. err is the connection's error, required when to
+// is Shutdown or later and the error is not yet set, ignored otherwise. A
+// move that is not forward is ignored; setState reports whether it moved.
+// c.mu must be held.
+func (c *Connection) setState(to State, err *qerr.ConnectionError) bool {
+	lt := &c.lt
+	if to <= lt.state {
+		return false
+	}
+	if to >= Shutdown && lt.err == nil {
+		if err == nil {
+			panic(fmt.Sprintf("conn: move from %v to %v without an error", lt.state, to))
+		}
+		lt.err = err
+	}
+	from := lt.state
+	lt.state = to
+	switch to {
+	case Connected:
+		lt.connected.Store(c.qc)
+		lt.certKnown.Set()
+		lt.ready.Set()
+	case Shutdown, ShutdownComplete:
+		if from < Shutdown {
+			lt.connected.Store(nil)
+			lt.certKnown.Set()
+			lt.ready.Set()
+			if c.dgrams != nil {
+				c.dgrams.Close(lt.err)
+			}
+		}
+		if to == ShutdownComplete {
+			lt.done.Set()
+		}
+	}
+	return true
+}
+
+// closeError maps the cause with which quic-go closed the connection to the
+// connection's error, applying what only this package knows: that it closed
+// the connection itself, that the handshake never completed, and that this
+// side rejected the peer's certificate. c.mu must be held.
+func (c *Connection) closeError(cause error) *qerr.ConnectionError {
+	lt := &c.lt
+	var e *qerr.ConnectionError
+	if cause != nil {
+		e = quicerr.Connection(cause)
+	}
+	if e == nil {
+		e = &qerr.ConnectionError{Reason: qerr.ConnectionClosed}
+	}
+	switch {
+	case lt.own.reason != 0:
+		e.Reason, e.Code, e.Message = lt.own.reason, 0, ""
+		if lt.own.cause != nil {
+			e.Message = lt.own.cause.Error()
+			e.Err = errors.Join(lt.own.cause, e.Err)
+		}
+	case lt.state < Connected && (e.Reason == qerr.IdleTimeout || e.Reason == qerr.HandshakeTimeout):
+		e.Reason = qerr.HandshakeTimeout
+	}
+	if lt.certErr != nil {
+		e.Message = lt.certErr.Error()
+		e.Err = errors.Join(lt.certErr, e.Err)
+	}
+	return e
+}
+
+// closedBy moves c to Shutdown, if it is not there yet, with the error that
+// cause maps to, and returns the connection's error. c.mu must be held.
+func (c *Connection) closedBy(cause error) *qerr.ConnectionError {
+	if c.lt.state < Shutdown {
+		c.setState(Shutdown, c.closeError(cause))
+	}
+	return c.lt.err
+}
+
+// setOwnReason records that this package is closing c for reason, unless a
+// reason was recorded first. c.mu must be held.
+func (c *Connection) setOwnReason(reason qerr.Reason, cause error) {
+	if c.lt.own.reason == 0 {
+		c.lt.own.reason, c.lt.own.cause = reason, cause
+	}
+}
+
+// peerVerified records the peer's verified certificate and wakes those
+// waiting for it. c.mu must be held.
+func (c *Connection) peerVerified(cert *x509.Certificate) {
+	c.lt.cert = cert
+	c.lt.certKnown.Set()
+}
+
+// peerRejected records why this side rejected the peer's certificate, for
+// the connection's error; the first reason stays. c.mu must be held.
+func (c *Connection) peerRejected(err error) {
+	if c.lt.certErr == nil {
+		c.lt.certErr = err
+	}
+}
+
+// connLifetime is a Connection seen as the quicerr.Lifetime of its streams,
+// so that ConnectionError is not a method of Connection's own.
+type connLifetime Connection
+
+// ConnectionError implements quicerr.Lifetime: a stream operation that
+// found the connection gone learns the connection's error, which may be the
+// first news of the close.
+func (l *connLifetime) ConnectionError(cause error) *qerr.ConnectionError {
+	c := (*Connection)(l)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closedBy(cause)
+}
+
+func (c *Connection) lifetime() quicerr.Lifetime { return (*connLifetime)(c) }
