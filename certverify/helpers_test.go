@@ -201,3 +201,7 @@ func (h *logRecorder) warnings() []string {
 	}
 	return out
 }
+
+// chain returns the parsed certificate as a one-element chain, as a
+// tls.ConnectionState holds it.
+func (m minted) chain() []*x509.Certificate { return []*x509.Certificate{m.cert} }
