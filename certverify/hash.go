@@ -94,13 +94,16 @@ func ParseSPKIHash(s string) (SPKIHash, error) {
 	case base64.StdEncoding.EncodedLen(len(h)):
 		// Strict: the padding bits must be zero, so that one hash has one
 		// spelling.
-		n, err := base64.StdEncoding.Strict().Decode(h[:], []byte(s))
+		// Decode needs room for what 44 characters without padding hold.
+		var buf [33]byte
+		n, err := base64.StdEncoding.Strict().Decode(buf[:], []byte(s))
 		if err != nil {
 			return SPKIHash{}, fmt.Errorf("certverify: SPKI hash %q: %w", s, err)
 		}
 		if n != len(h) {
 			return SPKIHash{}, fmt.Errorf("certverify: SPKI hash %q: decodes to %d bytes, want %d", s, n, len(h))
 		}
+		copy(h[:], buf[:n])
 		return h, nil
 	}
 	return SPKIHash{}, fmt.Errorf("certverify: SPKI hash %q: want %d base64 characters or %d hex digits, got %d characters",
