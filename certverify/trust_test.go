@@ -40,6 +40,10 @@ func viewOf(c *Credential) trustView {
 	return v
 }
 
+func sortedHashes(hs ...CertHash) []CertHash {
+	return slices.SortedFunc(slices.Values(hs), func(a, b CertHash) int { return bytes.Compare(a[:], b[:]) })
+}
+
 // TestTrustChanges applies a sequence of changes to one credential and
 // checks, after each, the pins in force and whether the OnTrustRemoved
 // callbacks ran: only a change that removed something runs them.
@@ -48,9 +52,7 @@ func TestTrustChanges(t *testing.T) {
 	h1, h2 := HashOf([]byte("1")), HashOf([]byte("2"))
 	s1, s2 := SPKIHash(HashOf([]byte("s1"))), SPKIHash(HashOf([]byte("s2")))
 	k1, k2 := pub(endorser(1)), pub(endorser(2))
-	sorted := func(hs ...CertHash) []CertHash {
-		return slices.SortedFunc(slices.Values(hs), func(a, b CertHash) int { return bytes.Compare(a[:], b[:]) })
-	}
+	sorted := sortedHashes
 
 	steps := []struct {
 		name    string

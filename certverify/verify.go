@@ -72,31 +72,33 @@ func (c *Credential) VerifyCert(der []byte) error {
 
 // VerifyTrust applies the current trust decision to a peer leaf that has
 // already passed the other checks of the policy (chain or signature, dates,
-// endorsement integrity), as the leaf of a completed handshake has: it is
-// the re-check made of live connections after trust was removed (see
-// OnTrustRemoved). The decision, on the snapshot of the pins in force when
-// it is called:
+// endorsement signatures) in a completed handshake, which also proved that
+// the peer holds the leaf's key: it is the re-check made of live
+// connections after trust was removed (see OnTrustRemoved). The decision,
+// on the snapshot of the pins in force when it is called:
 //
 //   - with InsecureAcceptAnyPeer: accepted, with a warning logged;
 //   - when anything is pinned, the peer must match a pin: its certificate
-//     hash, its SPKI hash, or a trusted key among its endorsements (whose
-//     signature is checked), else "certificate hash not trusted", "SPKI
-//     hash not trusted", "no trusted endorsement" or a combination naming
-//     each kind that is pinned;
+//     hash, its SPKI hash, or a trusted key among its endorsements, else
+//     "certificate hash not trusted", "SPKI hash not trusted", "no trusted
+//     endorsement" or a combination naming each kind that is pinned;
 //   - with no pins: accepted when Roots is set (the CA is the trust), or
 //     when AcceptUnpinned is set (with a warning logged); otherwise
 //     rejected with "no trust configured".
 //
-// Failures are *qerr.CertificateError with the leaf's Hash, as a handshake
-// reports them. VerifyTrust takes no lock and, when the peer is trusted by
-// a pin, allocates nothing.
+// VerifyTrust relies on what the handshake checked, endorsement signatures
+// included, and checks none of it again, so that re-checking thousands of
+// connections is cheap: it is not a substitute for VerifyCert on a
+// certificate from elsewhere. Failures are *qerr.CertificateError with the
+// leaf's Hash, as a handshake reports them. VerifyTrust takes no lock and,
+// when the peer is trusted by a pin or by Roots, allocates nothing.
 func (c *Credential) VerifyTrust(leaf *x509.Certificate) error {
 	h := HashOf(leaf.Raw)
 	if c.InsecureAcceptAnyPeer {
 		c.warnSkipped("VerifyTrust", h)
 		return nil
 	}
-	p := peer{hash: h, spki: leaf.RawSubjectPublicKeyInfo, lazy: true}
+	p := peer{hash: h, spki: leaf.RawSubjectPublicKeyInfo}
 	if v, ok := endorsementValue(leaf); ok {
 		entries, err := endorsementEntries(v)
 		if err != nil {
@@ -134,10 +136,8 @@ type peer struct {
 	hash CertHash
 	spki []byte // RawSubjectPublicKeyInfo; nil when unknown
 	// entries are the endorsement entries, each entryTLVLen bytes (see
-	// endorsementEntries). Their signatures have been verified, unless lazy
-	// is set: then one is verified before its key is trusted.
+	// endorsementEntries), whose signatures have been verified.
 	entries []byte
-	lazy    bool
 	keys    []ed25519.PublicKey // endorsing keys the caller checked
 }
 
@@ -152,11 +152,7 @@ func (p *peer) endorsedBy(keys map[[32]byte]struct{}) bool {
 		}
 	}
 	for e := p.entries; len(e) >= entryTLVLen; e = e[entryTLVLen:] {
-		key, sig := e[2:2+ed25519.PublicKeySize], e[2+ed25519.PublicKeySize:entryTLVLen]
-		if _, ok := keys[[32]byte(key)]; !ok {
-			continue
-		}
-		if !p.lazy || ed25519.Verify(key, p.spki, sig) {
+		if _, ok := keys[[32]byte(e[2:2+ed25519.PublicKeySize])]; ok {
 			return true
 		}
 	}
