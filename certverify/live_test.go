@@ -598,3 +598,64 @@ func dialOnce(addr string, cfg *tls.Config) error {
 	}
 	return nil
 }
+
+// TestResumptionSeesCurrentTrust: a session ticket does not outlive trust.
+// A resumed handshake runs the policy on the current pins, so a peer
+// untrusted after its first connection cannot come back on its ticket, on
+// either side.
+func TestResumptionSeesCurrentTrust(t *testing.T) {
+	t.Parallel()
+	for _, untrusting := range []string{"server", "client"} {
+		t.Run(untrusting+" untrusts", func(t *testing.T) {
+			t.Parallel()
+			server := generate(t, []string{"server.test"})
+			client := generate(t, []string{"client.test"})
+			serverHash, clientHash := HashOf(server.Certificate.Certificate[0]), HashOf(client.Certificate.Certificate[0])
+			server.TrustHashes(clientHash)
+			client.TrustHashes(serverHash)
+			serverCfg := server.ServerTLSConfig(nil)
+			// A server name, so the session cache finds the ticket again
+			// though each connection has its own listener port.
+			clientCfg := client.ClientTLSConfig("server.test", nil)
+			clientCfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			// Record whether the handshake the policy judged was resumed.
+			var resumed atomic.Bool
+			for _, cfg := range []*tls.Config{serverCfg, clientCfg} {
+				verify := cfg.VerifyConnection
+				cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+					resumed.Store(cs.DidResume)
+					return verify(cs)
+				}
+			}
+
+			for i, wantResumed := range []bool{false, true} {
+				p, cerr, serr := dialTLS(t, clientCfg, serverCfg)
+				if cerr != nil || serr != nil {
+					t.Fatalf("connection %d: client %v, server %v", i, cerr, serr)
+				}
+				p.echo(t) // the client reads the ticket sent after the handshake
+				if got := p.client.ConnectionState().DidResume; got != wantResumed {
+					t.Fatalf("connection %d resumed: %v, want %v", i, got, wantResumed)
+				}
+			}
+
+			var rejecting error
+			want := certErr{Reason: reasonNoTrust}
+			if untrusting == "server" {
+				server.UntrustHashes(clientHash)
+				want.Hash = clientHash
+				_, _, rejecting = dialTLS(t, clientCfg, serverCfg)
+			} else {
+				client.UntrustHashes(serverHash)
+				want.Hash = serverHash
+				_, rejecting, _ = dialTLS(t, clientCfg, serverCfg)
+			}
+			if diff := cmp.Diff(want, asCertErr(t, rejecting)); diff != "" {
+				t.Errorf("resumed handshake after the untrust (-want +got):\n%s", diff)
+			}
+			if !resumed.Load() {
+				t.Error("the rejected handshake was not a resumption")
+			}
+		})
+	}
+}
