@@ -2,7 +2,6 @@ package certverify
 
 import (
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/pem"
@@ -19,6 +18,7 @@ func TestGenerateSelfSigned(t *testing.T) {
 	t.Parallel()
 	before := time.Now()
 	c := generate(t, []string{"node.test", "127.0.0.1", "other.test", "::1"}, endorser(1))
+	c.TrustHashes(HashOf(c.Certificate.Certificate[0]))
 	leaf, err := x509.ParseCertificate(c.Certificate.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
@@ -76,45 +76,10 @@ func TestGenerateSelfSigned(t *testing.T) {
 func TestGenerateSelfSignedNoSubjects(t *testing.T) {
 	t.Parallel()
 	c := generate(t, nil)
+	c.TrustHashes(HashOf(c.Certificate.Certificate[0]))
 	if err := c.VerifyCert(c.Certificate.Certificate[0]); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func TestTrustSetsAllocateOnFirstUse(t *testing.T) {
-	t.Parallel()
-	var c Credential
-	h1, h2 := HashOf([]byte("1")), HashOf([]byte("2"))
-	c.TrustHashes(h1)
-	c.TrustHashes(h2, h1)
-	c.TrustPubKeys(pub(endorser(1)))
-	c.TrustPubKeys(pub(endorser(2)), pub(endorser(1)))
-	want := Credential{
-		TrustedCertHashes: map[CertHash]struct{}{h1: {}, h2: {}},
-		TrustedPubKeys: map[[32]byte]struct{}{
-			[32]byte(pub(endorser(1))): {},
-			[32]byte(pub(endorser(2))): {},
-		},
-	}
-	if diff := cmp.Diff(want, c); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}
-
-// TestTrustPubKeysPanicsOnBadKey: silently dropping the key could leave the
-// set empty, and an empty set trusts everyone.
-func TestTrustPubKeysPanicsOnBadKey(t *testing.T) {
-	t.Parallel()
-	var c Credential
-	defer func() {
-		if recover() == nil {
-			t.Error("TrustPubKeys accepted a 31-byte key")
-		}
-		if len(c.TrustedPubKeys) != 0 {
-			t.Error("TrustPubKeys added keys before panicking")
-		}
-	}()
-	c.TrustPubKeys(pub(endorser(1)), make(ed25519.PublicKey, 31))
 }
 
 func TestNoCertificate(t *testing.T) {

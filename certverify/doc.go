@@ -1,17 +1,22 @@
 // Package certverify is quicconn's identity model: a node's certificate and
 // key, the rules by which it trusts peers, and the TLS 1.3 configurations
 // that enforce those rules during the QUIC handshake. Its Credential is the
-// seed system's NetCredential, and certificates carry the same endorsement
-// extension, so Go and Rust nodes pin and endorse each other.
+// NetCredential of the Connection API of a Rust wrapper over msquic, and
+// certificates carry the same endorsement extension, so Go and Rust nodes
+// pin and endorse each other.
 //
 // # Identity
 //
-// A node is its leaf certificate. Peers trust it in one of three ways, and a
+// A node is its leaf certificate. Peers trust it in one of four ways, and a
 // Credential may combine them:
 //
-//   - Pinning by hash. A CertHash is the SHA-256 of the certificate's DER;
-//     Identity returns a node's own, and TrustHashes pins peers. No CA is
-//     involved: certificates are self-signed (GenerateSelfSigned).
+//   - Pinning by certificate hash. A CertHash is the SHA-256 of the
+//     certificate's DER; Identity returns a node's own, and TrustHashes
+//     pins peers. No CA is involved: certificates are self-signed
+//     (GenerateSelfSigned). A renewed certificate is a new identity.
+//   - Pinning by key. An SPKIHash is the SHA-256 of the certificate's
+//     SubjectPublicKeyInfo (SPKIHashOf); TrustSPKIs pins it, and the pin
+//     survives the peer's renewing its certificate with the same key.
 //   - Endorsement. An ed25519 key endorses a certificate by signing its
 //     SubjectPublicKeyInfo; the signature travels inside the certificate.
 //     TrustPubKeys trusts every certificate an endorser signed, so an
@@ -25,19 +30,45 @@
 // A peer's leaf must parse, be within its validity dates (self-signed ones
 // included), and carry a valid signature: its own (self-signed) or a chain
 // to Roots. An endorsement extension, if present, must be well formed and
-// every endorsement must verify. Then the trust sets decide:
+// every endorsement must verify. Then the pins decide:
 //
-//	trusted hashes   trusted keys   the peer is accepted when
-//	none             none           always (sets are empty: nothing to pin)
-//	some             none           its hash is trusted
-//	none             some           one of its endorsing keys is trusted
-//	some             some           either of the above
+//	pins                 the peer is accepted when
+//	some                 it matches one: its hash, its SPKI hash or one of
+//	                     its endorsing keys is trusted
+//	none, Roots set      always: the CA is the trust
+//	none, no Roots       never ("no trust configured"), unless
+//	                     AcceptUnpinned is set: then always, with a warning
 //
-// Empty trust sets trust every well-formed peer, as in the seed system, so a
-// deployment pins with TrustHashes or TrustPubKeys. Each failure is a
-// *errors.CertificateError (package github.com/quicconn/quicconn/errors)
-// whose Reason names the rule that failed; InsecureAcceptAnyPeer turns all of
-// this off for tests and logs a warning at every verification it skips.
+// A credential fails closed: one that pins nothing and has no Roots
+// rejects every peer, so a forgotten trust list is an error at the first
+// handshake rather than a mesh open to anyone. AcceptUnpinned restores the
+// accept-any-well-formed-peer behaviour of the Rust API and logs every peer
+// it lets in. Each failure is a *errors.CertificateError (package
+// github.com/quicconn/quicconn/errors) whose Reason names the rule that
+// failed and whose Hash is the peer's CertHash; InsecureAcceptAnyPeer turns
+// all of this off for tests and logs a warning at every verification it
+// skips.
+//
+// # Trust is live
+//
+// The pins change while the mesh runs: TrustHashes, TrustSPKIs and
+// TrustPubKeys admit peers, UntrustHashes, UntrustSPKIs and UntrustPubKeys
+// remove them, SetCertificate rotates the node's own certificate, all from
+// any goroutine while connections handshake. The pins live in an immutable
+// snapshot that each handshake reads once, without a lock, and that a
+// change replaces whole, so no handshake sees a change half-applied, and
+// verification costs what it cost with fixed trust.
+//
+// A change applies to the handshakes that start after it, resumed ones
+// included (the policy runs on every handshake). A change that removes
+// trust also runs the callbacks registered with OnTrustRemoved; package
+// conn registers one per connection, re-checks the peer with VerifyTrust
+// and closes the connections whose peer no longer passes. SetCertificate
+// leaves live connections alone: they go on with the certificate they were
+// made with, while new handshakes present the new one.
+//
+// Clone copies a credential, pins included, into an independent one; a
+// Credential itself must not be copied once used.
 //
 // # The endorsement extension
 //
@@ -80,11 +111,13 @@
 // ClientTLSConfig for the pattern and its one caveat. A certificate that
 // crypto/tls itself cannot parse never reaches the callback: crypto/tls
 // refuses it with the decode_error alert (CRYPTO_ERROR 0x132) and an error of
-// its own, not a CertificateError.
+// its own, not a CertificateError. The configurations hand out the node's
+// certificate through GetCertificate and GetClientCertificate, so each
+// handshake presents the one in force when it runs.
 //
 // # Concurrency
 //
-// A Credential is configured, then used: verification only reads it, from
-// any number of goroutines, but nothing may change it while connections use
-// it. See Credential.
+// The trust methods, SetCertificate, Clone and every verification are safe
+// for concurrent use. The exported fields of a Credential are
+// configuration, read by every handshake: set them before first use.
 package certverify

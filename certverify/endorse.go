@@ -11,8 +11,8 @@ import (
 )
 
 // oidEndorsements identifies the endorsement extension. The value is the
-// seed system's, so certificates made by either system carry endorsements
-// the other can read.
+// one of the Connection API of a Rust wrapper over msquic, so certificates
+// made by either library carry endorsements the other can read.
 var oidEndorsements = asn1.ObjectIdentifier{1, 2, 3, 4, 5, 6}
 
 const (
@@ -64,11 +64,27 @@ func errExtMalformed(format string, args ...any) error {
 	return fmt.Errorf("endorsement extension: "+format, args...)
 }
 
-// parseEndorsements decodes an extension value strictly: a DER SEQUENCE
-// with a minimal length that covers exactly the rest of the value, holding
-// only OCTET STRINGs of exactly 96 bytes. Anything else is an error, so one
-// certificate cannot be read two ways by two parsers.
+// parseEndorsements decodes an extension value strictly, as
+// endorsementEntries does, and returns the entries, each key ‖ signature.
 func parseEndorsements(v []byte) ([][]byte, error) {
+	body, err := endorsementEntries(v)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([][]byte, 0, len(body)/entryTLVLen)
+	for ; len(body) > 0; body = body[entryTLVLen:] {
+		entries = append(entries, body[2:entryTLVLen])
+	}
+	return entries, nil
+}
+
+// endorsementEntries checks an extension value strictly — a DER SEQUENCE
+// with a minimal length that covers exactly the rest of the value, holding
+// only OCTET STRINGs of exactly 96 bytes — and returns the SEQUENCE's
+// contents: the entries back to back, entryTLVLen bytes each, tag and
+// length included. Anything else is an error, so one certificate cannot be
+// read two ways by two parsers. It allocates nothing.
+func endorsementEntries(v []byte) ([]byte, error) {
 	if len(v) < 2 || v[0] != tagSequence {
 		return nil, errExtMalformed("not a DER SEQUENCE")
 	}
@@ -83,15 +99,37 @@ func parseEndorsements(v []byte) ([][]byte, error) {
 	case n < len(body):
 		return nil, errExtMalformed("%d bytes of trailing data", len(body)-n)
 	}
-	entries := make([][]byte, 0, len(body)/entryTLVLen)
-	for i := 0; len(body) > 0; i++ {
-		if len(body) < entryTLVLen || body[0] != tagOctetString || body[1] != entryLen {
+	for i, e := 0, body; len(e) > 0; i, e = i+1, e[entryTLVLen:] {
+		if len(e) < entryTLVLen || e[0] != tagOctetString || e[1] != entryLen {
 			return nil, errExtMalformed("entry %d is not a %d-byte OCTET STRING", i, entryLen)
 		}
-		entries = append(entries, body[2:entryTLVLen])
-		body = body[entryTLVLen:]
 	}
-	return entries, nil
+	return body, nil
+}
+
+// verifyEntries checks the signature of every entry of body (as
+// endorsementEntries returns it) over spki.
+func verifyEntries(body, spki []byte) error {
+	for i, e := 0, body; len(e) > 0; i, e = i+1, e[entryTLVLen:] {
+		pub, sig := ed25519.PublicKey(e[2:2+ed25519.PublicKeySize]), e[2+ed25519.PublicKeySize:entryTLVLen]
+		if !ed25519.Verify(pub, spki, sig) {
+			return fmt.Errorf("endorsement %d by key %x does not verify", i, []byte(pub))
+		}
+	}
+	return nil
+}
+
+// endorsementValue returns the value of cert's endorsement extension and
+// whether it has one.
+func endorsementValue(cert *x509.Certificate) ([]byte, bool) {
+	for _, ext := range cert.Extensions {
+		// x509.ParseCertificate rejects duplicate extensions, so the first
+		// match is the only one.
+		if ext.Id.Equal(oidEndorsements) {
+			return ext.Value, true
+		}
+	}
+	return nil, false
 }
 
 // derLength decodes a DER length at the start of b and returns it with the
@@ -129,35 +167,20 @@ func derLength(b []byte) (n, size int, err error) {
 // certificate without the extension has no endorsements and no error. The
 // returned keys are copies: they do not alias the certificate.
 func endorsementKeys(cert *x509.Certificate) ([]ed25519.PublicKey, error) {
-	var value []byte
-	found := false
-	for _, ext := range cert.Extensions {
-		// x509.ParseCertificate rejects duplicate extensions, so the first
-		// match is the only one.
-		if ext.Id.Equal(oidEndorsements) {
-			value, found = ext.Value, true
-			break
-		}
-	}
-	if !found {
+	v, ok := endorsementValue(cert)
+	if !ok {
 		return nil, nil
 	}
-	entries, err := parseEndorsements(value)
+	body, err := endorsementEntries(v)
 	if err != nil {
 		return nil, &qerr.CertificateError{Reason: reasonExtMalformed, Hash: HashOf(cert.Raw), Err: err}
 	}
-	keys := make([]ed25519.PublicKey, 0, len(entries))
-	for i, e := range entries {
-		pub := ed25519.PublicKey(e[:ed25519.PublicKeySize])
-		sig := e[ed25519.PublicKeySize:]
-		if !ed25519.Verify(pub, cert.RawSubjectPublicKeyInfo, sig) {
-			return nil, &qerr.CertificateError{
-				Reason: reasonEndorsementInvalid,
-				Hash:   HashOf(cert.Raw),
-				Err:    fmt.Errorf("endorsement %d by key %x does not verify", i, []byte(pub)),
-			}
-		}
-		keys = append(keys, append(ed25519.PublicKey(nil), pub...))
+	if err := verifyEntries(body, cert.RawSubjectPublicKeyInfo); err != nil {
+		return nil, &qerr.CertificateError{Reason: reasonEndorsementInvalid, Hash: HashOf(cert.Raw), Err: err}
+	}
+	keys := make([]ed25519.PublicKey, 0, len(body)/entryTLVLen)
+	for e := body; len(e) > 0; e = e[entryTLVLen:] {
+		keys = append(keys, append(ed25519.PublicKey(nil), e[2:2+ed25519.PublicKeySize]...))
 	}
 	return keys, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 
 	"github.com/quicconn/quicconn/certverify"
 	qerr "github.com/quicconn/quicconn/errors"
@@ -88,4 +89,100 @@ func ExampleParseCertHash() {
 	// Output:
 	// 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 <nil>
 	// certverify: certificate hash "2cf24dba": want 64 hex digits, got 8 characters
+}
+
+// Trust is live: peers are admitted and revoked while connections run. A
+// live connection re-checks its peer when trust is removed, as package conn
+// does for every connection it verified.
+func Example_liveTrust() {
+	node, err := certverify.GenerateSelfSigned([]string{"node.mesh"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	peer, err := certverify.GenerateSelfSigned([]string{"peer.mesh"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	peerDER := peer.Certificate.Certificate[0]
+
+	// Fail closed: a credential that pins nothing rejects everyone.
+	var ce *qerr.CertificateError
+	if errors.As(node.VerifyCert(peerDER), &ce) {
+		what, _, _ := strings.Cut(ce.Reason, ":")
+		fmt.Println("before admission:", what)
+	}
+
+	// Admit the peer; a live connection to it watches for revocations.
+	node.TrustHashes(certverify.HashOf(peerDER))
+	fmt.Println("admitted:", node.VerifyCert(peerDER))
+	stop := node.OnTrustRemoved(func() {
+		if err := node.VerifyTrust(peer.Certificate.Leaf); err != nil {
+			fmt.Println("live connection closes:", errors.Is(err, qerr.ErrBadCertificate))
+		}
+	})
+	defer stop()
+
+	// Revoke it: the callback runs before UntrustHashes returns.
+	node.UntrustHashes(certverify.HashOf(peerDER))
+	fmt.Println("after revocation, new handshakes fail:", node.VerifyCert(peerDER) != nil)
+	// Output:
+	// before admission: no trust configured
+	// admitted: <nil>
+	// live connection closes: true
+	// after revocation, new handshakes fail: true
+}
+
+// Pinning a peer's key rather than its certificate: the pin holds when the
+// peer renews its certificate with the same key.
+func ExampleCredential_TrustSPKIs() {
+	node, err := certverify.GenerateSelfSigned([]string{"node.mesh"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	peer, err := certverify.GenerateSelfSigned([]string{"peer.mesh"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pin, err := certverify.SPKIHashOf(peer.Certificate.Certificate[0])
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Pins travel as base64, as in HPKP and Chromium's SPKI lists.
+	parsed, err := certverify.ParseSPKIHash(pin.String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	node.TrustSPKIs(parsed)
+	fmt.Println("peer:", node.VerifyCert(peer.Certificate.Certificate[0]))
+	// Output:
+	// peer: <nil>
+}
+
+func ExampleSPKIHash_String() {
+	h := certverify.SPKIHash(certverify.HashOf([]byte("hello")))
+	fmt.Println(h)
+	// Output:
+	// LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=
+}
+
+// Rotating a node's certificate: new handshakes present the new one, and
+// Identity follows; connections made with the old one go on.
+func ExampleCredential_SetCertificate() {
+	node, err := certverify.GenerateSelfSigned([]string{"node.mesh"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	renewed, err := certverify.GenerateSelfSigned([]string{"node.mesh"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	before := node.Identity()
+	if err := node.SetCertificate(renewed.Certificate); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("identity changed:", node.Identity() != before)
+	fmt.Println("identity is the new certificate's:", node.Identity() == renewed.Identity())
+	// Output:
+	// identity changed: true
+	// identity is the new certificate's: true
 }

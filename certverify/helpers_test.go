@@ -60,15 +60,21 @@ type certSpec struct {
 	extValue []byte
 	critical bool
 	usages   []x509.ExtKeyUsage
+	// key, when set, is the certificate's key, as for a re-issue; else a
+	// fresh one.
+	key *ecdsa.PrivateKey
 }
 
 // mint makes a certificate with full control over what GenerateSelfSigned
 // fixes: dates, issuer, CA-ness and raw endorsement bytes.
 func mint(t testing.TB, s certSpec) minted {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	key := s.key
+	if key == nil {
+		var err error
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if s.name == "" {
 		s.name = "node.test"
@@ -201,3 +207,7 @@ func (h *logRecorder) warnings() []string {
 	}
 	return out
 }
+
+// chain returns the parsed certificate as a one-element chain, as a
+// tls.ConnectionState holds it.
+func (m minted) chain() []*x509.Certificate { return []*x509.Certificate{m.cert} }

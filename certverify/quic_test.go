@@ -35,10 +35,11 @@ func TestQUICRejection(t *testing.T) {
 		name          string
 		client        *Credential
 		rejectingSide string
+		rejectedHash  CertHash // the Hash the rejecting side's error carries
 	}{
-		{"accepted", client, ""},
-		{"server rejects the client", stranger, "server"},
-		{"client rejects the server", pinsStranger, "client"},
+		{"accepted", client, "", CertHash{}},
+		{"server rejects the client", stranger, "server", HashOf(stranger.Certificate.Certificate[0])},
+		{"client rejects the server", pinsStranger, "client", HashOf(server.Certificate.Certificate[0])},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,8 +96,10 @@ func TestQUICRejection(t *testing.T) {
 			case "client":
 				rejecting, rejected = clientErr, srv.err
 			}
-			if _, ok := errors.AsType[*qerr.CertificateError](rejecting); !ok {
+			if ce, ok := errors.AsType[*qerr.CertificateError](rejecting); !ok {
 				t.Errorf("rejecting side: %v is not a *CertificateError", rejecting)
+			} else if ce.Hash != tt.rejectedHash || ce.Reason != reasonHashNotTrusted {
+				t.Errorf("rejecting side: reason %q, hash %x; want %q, %x", ce.Reason, ce.Hash, reasonHashNotTrusted, tt.rejectedHash)
 			}
 			for side, err := range map[string]error{"rejecting": rejecting, "rejected": rejected} {
 				te, ok := errors.AsType[*quic.TransportError](err)

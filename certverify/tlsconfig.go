@@ -9,15 +9,16 @@ import (
 )
 
 // ClientTLSConfig returns a TLS 1.3 configuration for dialing a server as
-// this credential: it presents c.Certificate (when there is one), offers
+// this credential: it presents the credential's certificate (when it has
+// one, and the one in force at each handshake: see SetCertificate), offers
 // alpn, sends serverName as SNI and verifies the server with the
 // credential's policy.
 //
 // The policy runs in the config's VerifyConnection callback; crypto/tls's
 // own verification is off (InsecureSkipVerify), because the policy replaces
-// it — it is never skipped: even a credential with no trust sets checks that
+// it — it is never skipped: even a credential that pins nothing checks that
 // the server's certificate parses, is correctly signed and is within its
-// dates. VerifyConnection runs on every handshake, resumed ones included, and
+// dates, and then rejects it unless Roots or AcceptUnpinned is set. VerifyConnection runs on every handshake, resumed ones included, and
 // an error from it makes crypto/tls send the bad_certificate alert and fail
 // the handshake with the *qerr.CertificateError (over QUIC, quic-go reports
 // CRYPTO_ERROR 0x12a and keeps the CertificateError reachable with
@@ -45,8 +46,9 @@ import (
 // CertificateVerify, its proof that it holds the certificate's key; until
 // the handshake completes, the leaf is trusted but not yet authenticated.
 //
-// The config reads the credential when handshakes run, so the contract on
-// Credential applies for as long as the config is in use.
+// The config reads the credential when each handshake runs: trust changes
+// and SetCertificate apply to the config's later handshakes, resumed ones
+// included, and need no new config.
 func (c *Credential) ClientTLSConfig(serverName string, alpn []string) *tls.Config {
 	cfg := c.baseConfig(alpn)
 	cfg.ServerName = serverName
@@ -56,7 +58,8 @@ func (c *Credential) ClientTLSConfig(serverName string, alpn []string) *tls.Conf
 }
 
 // ServerTLSConfig returns a TLS 1.3 configuration for accepting clients as
-// this credential: it presents c.Certificate, accepts the protocols in alpn
+// this credential: it presents the credential's certificate (the one in
+// force at each handshake, through GetCertificate), accepts the protocols in alpn
 // and treats client certificates according to c.ClientAuth:
 //
 //   - RequireClientCert (and any unknown value, the safe side): a client
@@ -92,23 +95,40 @@ func (c *Credential) ServerTLSConfig(alpn []string) *tls.Config {
 
 // baseConfig holds what both sides share. TLS 1.3 is the only version QUIC
 // allows, and pinning the same minimum for TCP keeps one behaviour.
+//
+// The certificate is handed out by callbacks, not in Certificates, so that
+// each handshake presents the one in force when it runs.
 func (c *Credential) baseConfig(alpn []string) *tls.Config {
-	cfg := &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		NextProtos:       slices.Clone(alpn),
-		CurvePreferences: slices.Clone(c.CurvePreferences),
+	return &tls.Config{
+		MinVersion:           tls.VersionTLS13,
+		NextProtos:           slices.Clone(alpn),
+		CurvePreferences:     slices.Clone(c.CurvePreferences),
+		GetCertificate:       c.serverCertificate,
+		GetClientCertificate: c.clientCertificate,
 	}
-	if len(c.Certificate.Certificate) > 0 {
-		cfg.Certificates = []tls.Certificate{c.Certificate}
+}
+
+// serverCertificate is the server side's GetCertificate.
+func (c *Credential) serverCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cert := c.certificate()
+	if len(cert.Certificate) == 0 {
+		return nil, errNoCertificate
 	}
-	return cfg
+	return cert, nil
+}
+
+// clientCertificate is the client side's GetClientCertificate. Without a
+// certificate it sends none, as crypto/tls does for an empty Certificates,
+// and the server decides whether that is enough.
+func (c *Credential) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return c.certificate(), nil
 }
 
 // verifyServer is the client side's VerifyConnection.
 func (c *Credential) verifyServer(serverName string) func(tls.ConnectionState) error {
 	serverAuth := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	return func(cs tls.ConnectionState) error {
-		return c.verifyPeer(cs, true, serverName, serverAuth)
+		return c.verifyPeer("tls handshake", cs, true, serverName, serverAuth)
 	}
 }
 
@@ -116,18 +136,18 @@ func (c *Credential) verifyServer(serverName string) func(tls.ConnectionState) e
 func (c *Credential) verifyClient(required bool) func(tls.ConnectionState) error {
 	clientAuth := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	return func(cs tls.ConnectionState) error {
-		return c.verifyPeer(cs, required, "", clientAuth)
+		return c.verifyPeer("tls handshake", cs, required, "", clientAuth)
 	}
 }
 
 // verifyPeer applies the policy to the certificates of a handshake.
-func (c *Credential) verifyPeer(cs tls.ConnectionState, required bool, serverName string, usages []x509.ExtKeyUsage) error {
+func (c *Credential) verifyPeer(op string, cs tls.ConnectionState, required bool, serverName string, usages []x509.ExtKeyUsage) error {
 	if len(cs.PeerCertificates) == 0 {
 		if !required {
 			return nil // nothing presented, nothing asked: nothing skipped
 		}
 		if c.InsecureAcceptAnyPeer {
-			c.warnSkipped("tls handshake", CertHash{})
+			c.warnSkipped(op, CertHash{})
 			return nil
 		}
 		// crypto/tls already refuses an empty certificate list where one
@@ -136,8 +156,8 @@ func (c *Credential) verifyPeer(cs tls.ConnectionState, required bool, serverNam
 	}
 	leaf := cs.PeerCertificates[0]
 	if c.InsecureAcceptAnyPeer {
-		c.warnSkipped("tls handshake", HashOf(leaf.Raw))
+		c.warnSkipped(op, HashOf(leaf.Raw))
 		return nil
 	}
-	return c.verifyLeaf(leaf, cs.PeerCertificates[1:], serverName, usages)
+	return c.verifyLeaf(op, leaf, cs.PeerCertificates[1:], serverName, usages)
 }

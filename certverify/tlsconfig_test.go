@@ -109,16 +109,16 @@ func TestTLSHandshake(t *testing.T) {
 	ca := mint(t, certSpec{name: "Test CA", isCA: true})
 	inter := mint(t, certSpec{name: "Intermediate CA", isCA: true, parent: &ca})
 	caServer := &Credential{Certificate: mint(t, certSpec{name: "server.test", parent: &inter}).tlsCert(inter)}
+	caServer.TrustHashes(HashOf(client.Certificate.Certificate[0]))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
 
-	// pinnedBy returns a copy of c whose trust is set by f; a copy so that
-	// parallel cases never share trust maps.
+	// pinnedBy returns a clone of c whose trust is set by f; a clone so
+	// that parallel cases never share trust.
 	pinnedBy := func(c *Credential, f func(*Credential)) *Credential {
-		cp := *c
-		cp.TrustedCertHashes, cp.TrustedPubKeys = nil, nil
-		f(&cp)
-		return &cp
+		cp := c.Clone()
+		f(cp)
+		return cp
 	}
 	trusts := func(peer *Credential) func(*Credential) {
 		return func(c *Credential) {
@@ -129,15 +129,30 @@ func TestTLSHandshake(t *testing.T) {
 			c.TrustHashes(h)
 		}
 	}
+	spkiOf := func(peer *Credential) func(*Credential) {
+		return func(c *Credential) {
+			h, err := SPKIHashOf(peer.Certificate.Certificate[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.TrustSPKIs(h)
+		}
+	}
 	withAuth := func(c *Credential, a ClientAuth) *Credential {
-		cp := *c
+		cp := c.Clone()
 		cp.ClientAuth = a
-		return &cp
+		return cp
 	}
 	withRoots := func(c *Credential) *Credential {
-		cp := *c
+		cp := c.Clone()
 		cp.Roots = roots
-		return &cp
+		return cp
+	}
+	acceptUnpinned := func(c *Credential) *Credential {
+		cp := c.Clone()
+		cp.AcceptUnpinned = true
+		cp.Logger = slog.New(&logRecorder{})
+		return cp
 	}
 
 	tests := []struct {
@@ -158,6 +173,34 @@ func TestTLSHandshake(t *testing.T) {
 			name:   "mutual auth by endorsement",
 			client: pinnedBy(client, trusts(server)), server: pinnedBy(server, func(c *Credential) { c.TrustPubKeys(pub(keyA)) }),
 			wantClientCert: true,
+		},
+		{
+			name:   "mutual auth by SPKI hash",
+			client: pinnedBy(client, spkiOf(server)), server: pinnedBy(server, spkiOf(client)),
+			wantClientCert: true,
+		},
+		{
+			name:   "server that pins nothing rejects the client",
+			client: pinnedBy(client, trusts(server)), server: server,
+			wantClient: rejection{alert: "bad certificate"},
+			wantServer: rejection{reason: reasonNoTrust},
+		},
+		{
+			name:   "client that pins nothing rejects the server",
+			client: client, server: pinnedBy(server, trusts(client)),
+			wantClient: rejection{reason: reasonNoTrust},
+			wantServer: rejection{alert: "bad certificate"},
+		},
+		{
+			name:   "AcceptUnpinned on both sides admits well-formed peers",
+			client: acceptUnpinned(client), server: acceptUnpinned(server),
+			wantClientCert: true,
+		},
+		{
+			name:   "AcceptUnpinned has no effect once something is pinned",
+			client: pinnedBy(acceptUnpinned(stranger), trusts(server)), server: pinnedBy(acceptUnpinned(server), trusts(client)),
+			wantClient: rejection{alert: "bad certificate"},
+			wantServer: rejection{reason: "certificate hash not trusted"},
 		},
 		{
 			name:   "server rejects the client",
@@ -203,13 +246,13 @@ func TestTLSHandshake(t *testing.T) {
 		},
 		{
 			name:   "ALPN negotiated",
-			client: client, server: server,
+			client: pinnedBy(client, trusts(server)), server: pinnedBy(server, trusts(client)),
 			clientALPN: []string{"h3", "quicconn/1"}, serverALPN: []string{"quicconn/1"},
 			wantALPN: "quicconn/1", wantClientCert: true,
 		},
 		{
 			name:   "ALPN without overlap fails",
-			client: client, server: server,
+			client: pinnedBy(client, trusts(server)), server: pinnedBy(server, trusts(client)),
 			clientALPN: []string{"h3"}, serverALPN: []string{"quicconn/1"},
 			wantClient: rejection{alert: "no application protocol"},
 			wantServer: rejection{alert: "unsupported application protocols"},
@@ -233,7 +276,7 @@ func TestTLSHandshake(t *testing.T) {
 		},
 		{
 			name:   "IP server name is not checked without roots",
-			client: pinnedBy(client, trusts(server)), server: server, serverName: "127.0.0.2",
+			client: pinnedBy(client, trusts(server)), server: pinnedBy(server, trusts(client)), serverName: "127.0.0.2",
 			wantClientCert: true,
 		},
 	}
@@ -280,6 +323,8 @@ func TestTLSConfigChaining(t *testing.T) {
 	stranger := generate(t, []string{"client.test"})
 	h, _ := ParseCertHash(client.Identity())
 	server.TrustHashes(h)
+	client.TrustHashes(HashOf(server.Certificate.Certificate[0]))
+	stranger.TrustHashes(HashOf(server.Certificate.Certificate[0]))
 
 	capture := func(cfg *tls.Config, seen *[]string) *tls.Config {
 		verify := cfg.VerifyConnection
@@ -322,18 +367,19 @@ func TestTLSConfigShape(t *testing.T) {
 	type view struct {
 		Min                  uint16
 		ALPN                 []string
-		Certs                int
+		Certs                int  // static certificates: none, the callbacks hand them out
+		GetCert, GetClient   bool // the callbacks are set
 		SkipVerify, Verifier bool
 		ServerName           string
 		ClientAuth           tls.ClientAuthType
 	}
 	got := []view{
-		{cc.MinVersion, cc.NextProtos, len(cc.Certificates), cc.InsecureSkipVerify, cc.VerifyConnection != nil, cc.ServerName, cc.ClientAuth},
-		{sc.MinVersion, sc.NextProtos, len(sc.Certificates), sc.InsecureSkipVerify, sc.VerifyConnection != nil, sc.ServerName, sc.ClientAuth},
+		{cc.MinVersion, cc.NextProtos, len(cc.Certificates), cc.GetCertificate != nil, cc.GetClientCertificate != nil, cc.InsecureSkipVerify, cc.VerifyConnection != nil, cc.ServerName, cc.ClientAuth},
+		{sc.MinVersion, sc.NextProtos, len(sc.Certificates), sc.GetCertificate != nil, sc.GetClientCertificate != nil, sc.InsecureSkipVerify, sc.VerifyConnection != nil, sc.ServerName, sc.ClientAuth},
 	}
 	want := []view{
-		{tls.VersionTLS13, []string{"a"}, 1, true, true, "node.test", tls.NoClientCert},
-		{tls.VersionTLS13, []string{"a"}, 1, false, true, "", tls.RequireAnyClientCert},
+		{tls.VersionTLS13, []string{"a"}, 0, true, true, true, true, "node.test", tls.NoClientCert},
+		{tls.VersionTLS13, []string{"a"}, 0, true, true, false, true, "", tls.RequireAnyClientCert},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -345,7 +391,7 @@ func TestTLSConfigShape(t *testing.T) {
 		NoClientCert:      tls.NoClientCert,
 		ClientAuth(42):    tls.RequireAnyClientCert, // unknown: the safe side
 	} {
-		cp := *c
+		cp := c.Clone()
 		cp.ClientAuth = a
 		if got := cp.ServerTLSConfig(nil).ClientAuth; got != want {
 			t.Errorf("%v: tls.ClientAuth %v, want %v", a, got, want)
@@ -357,6 +403,7 @@ func TestTLSConfigShape(t *testing.T) {
 func TestTLSOnlyVersion13(t *testing.T) {
 	t.Parallel()
 	c := generate(t, []string{"node.test"})
+	c.TrustHashes(HashOf(c.Certificate.Certificate[0]))
 	cc := c.ClientTLSConfig("", nil)
 	cc.MinVersion, cc.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 	if res := handshake(t, cc, c.ServerTLSConfig(nil)); res.serverErr == nil || res.clientErr == nil {
@@ -390,6 +437,8 @@ func TestTLSInsecureAcceptAnyPeer(t *testing.T) {
 // preference (crypto/tls's server decides).
 func TestCurvePreferences(t *testing.T) {
 	server, client := generate(t, []string{"server"}), generate(t, []string{"client"})
+	server.TrustHashes(HashOf(client.Certificate.Certificate[0]))
+	client.TrustHashes(HashOf(server.Certificate.Certificate[0]))
 	for _, tt := range []struct {
 		name           string
 		server, client []tls.CurveID

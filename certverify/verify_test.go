@@ -10,9 +10,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestVerifyPolicy covers every cell of the trust table: no sets, hashes
-// only, keys only and both, each with a peer that is trusted and one that
-// is not.
+// TestVerifyPolicy covers every cell of the trust decision: no pins (with
+// and without Roots and AcceptUnpinned), each kind of pin alone and in
+// combination, each with a peer that is trusted and one that is not, through
+// VerifyCert, VerifyTrust and VerifyHashAndPubKeys.
 func TestVerifyPolicy(t *testing.T) {
 	t.Parallel()
 	keyA, keyB := endorser(1), endorser(2)
@@ -21,63 +22,114 @@ func TestVerifyPolicy(t *testing.T) {
 	endorsedBA := mint(t, certSpec{endorsers: []ed25519.PrivateKey{keyB, keyA}})
 	plain := mint(t, certSpec{})
 	pinned := mint(t, certSpec{})
+	keyed := mint(t, certSpec{})
+	reissued := mint(t, certSpec{key: keyed.key, name: "renewed.test"})
+	ca := mint(t, certSpec{name: "Test CA", isCA: true})
+	issued := mint(t, certSpec{parent: &ca})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
 
 	type trust struct {
-		hashes []CertHash
-		keys   []ed25519.PublicKey
+		hashes         []CertHash
+		spkis          []SPKIHash
+		keys           []ed25519.PublicKey
+		roots          *x509.CertPool
+		acceptUnpinned bool
+	}
+	spkiOf := func(m minted) SPKIHash {
+		h, err := SPKIHashOf(m.der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
 	}
 	none := trust{}
+	unpinned := trust{acceptUnpinned: true}
 	hashes := trust{hashes: []CertHash{HashOf(pinned.der)}}
+	spkis := trust{spkis: []SPKIHash{spkiOf(keyed)}}
 	keys := trust{keys: []ed25519.PublicKey{pub(keyA)}}
-	both := trust{hashes: []CertHash{HashOf(pinned.der)}, keys: []ed25519.PublicKey{pub(keyA)}}
+	hashKeys := trust{hashes: []CertHash{HashOf(pinned.der)}, keys: []ed25519.PublicKey{pub(keyA)}}
+	all := trust{hashes: []CertHash{HashOf(pinned.der)}, spkis: []SPKIHash{spkiOf(keyed)}, keys: []ed25519.PublicKey{pub(keyA)}}
 
+	const (
+		noTrust = "no trust configured: pin peers with TrustHashes, TrustSPKIs or TrustPubKeys, set Roots, or set AcceptUnpinned"
+		hashNo  = "certificate hash not trusted"
+		spkiNo  = "SPKI hash not trusted"
+		keyNo   = "no trusted endorsement"
+	)
 	tests := []struct {
 		name   string
 		trust  trust
 		peer   minted
 		reason string // "" for accepted
+		// hashAndKeys, when set, is VerifyHashAndPubKeys's reason, which
+		// differs where it cannot see the public key ("-": accepted).
+		hashAndKeys string
+		warns       int // AcceptUnpinned warnings per verification
 	}{
-		{"no trust sets accept a plain certificate", none, plain, ""},
-		{"no trust sets accept an endorsed certificate", none, endorsedB, ""},
-		{"hashes only accept a pinned hash", hashes, pinned, ""},
-		{"hashes only reject another hash", hashes, plain, "certificate hash not trusted"},
-		{"hashes only ignore a trusted-looking endorsement", hashes, endorsedA, "certificate hash not trusted"},
-		{"keys only accept a trusted endorser", keys, endorsedA, ""},
-		{"keys only accept a trusted endorser among others", keys, endorsedBA, ""},
-		{"keys only reject an untrusted endorser", keys, endorsedB, "no trusted endorsement"},
-		{"keys only reject a certificate without endorsements", keys, plain, "no trusted endorsement"},
-		{"keys only ignore the hash", keys, pinned, "no trusted endorsement"},
-		{"both accept by hash", both, pinned, ""},
-		{"both accept by endorsement", both, endorsedA, ""},
-		{"both reject when neither holds", both, endorsedB, "certificate hash not trusted and no trusted endorsement"},
+		{name: "no pins reject a plain certificate", trust: none, peer: plain, reason: noTrust},
+		{name: "no pins reject an endorsed certificate", trust: none, peer: endorsedB, reason: noTrust},
+		{name: "AcceptUnpinned accepts a plain certificate, warning", trust: unpinned, peer: plain, warns: 1},
+		{name: "AcceptUnpinned accepts an endorsed certificate, warning", trust: unpinned, peer: endorsedB, warns: 1},
+		{name: "AcceptUnpinned has no effect once something is pinned", trust: trust{hashes: hashes.hashes, acceptUnpinned: true}, peer: plain, reason: hashNo},
+		{name: "Roots without pins trust the CA", trust: trust{roots: roots}, peer: issued},
+		{name: "Roots with pins still need a pin", trust: trust{roots: roots, hashes: hashes.hashes}, peer: issued, reason: hashNo},
+		{name: "Roots with pins accept a pinned issued certificate", trust: trust{roots: roots, hashes: []CertHash{HashOf(issued.der)}}, peer: issued},
+		{name: "hashes only accept a pinned hash", trust: hashes, peer: pinned},
+		{name: "hashes only reject another hash", trust: hashes, peer: plain, reason: hashNo},
+		{name: "hashes only ignore a trusted-looking endorsement", trust: hashes, peer: endorsedA, reason: hashNo},
+		{name: "SPKI only accept the pinned key", trust: spkis, peer: keyed, hashAndKeys: spkiNo},
+		{name: "SPKI only accept the pinned key re-issued", trust: spkis, peer: reissued, hashAndKeys: spkiNo},
+		{name: "SPKI only reject another key", trust: spkis, peer: plain, reason: spkiNo},
+		{name: "keys only accept a trusted endorser", trust: keys, peer: endorsedA},
+		{name: "keys only accept a trusted endorser among others", trust: keys, peer: endorsedBA},
+		{name: "keys only reject an untrusted endorser", trust: keys, peer: endorsedB, reason: keyNo},
+		{name: "keys only reject a certificate without endorsements", trust: keys, peer: plain, reason: keyNo},
+		{name: "keys only ignore the hash", trust: keys, peer: pinned, reason: keyNo},
+		{name: "hashes and keys accept by hash", trust: hashKeys, peer: pinned},
+		{name: "hashes and keys accept by endorsement", trust: hashKeys, peer: endorsedA},
+		{name: "hashes and keys reject when neither holds", trust: hashKeys, peer: endorsedB, reason: hashNo + " and " + keyNo},
+		{name: "all kinds accept by SPKI", trust: all, peer: reissued, hashAndKeys: hashNo + ", " + spkiNo + " and " + keyNo},
+		{name: "all kinds name every kind when none holds", trust: all, peer: endorsedB, reason: hashNo + ", " + spkiNo + " and " + keyNo},
+		{name: "hashes and SPKI name both", trust: trust{hashes: hashes.hashes, spkis: spkis.spkis}, peer: plain, reason: hashNo + " and " + spkiNo},
+		{name: "SPKI and keys name both", trust: trust{spkis: spkis.spkis, keys: keys.keys}, peer: plain, reason: spkiNo + " and " + keyNo},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := &Credential{}
-			if tt.trust.hashes != nil {
-				c.TrustHashes(tt.trust.hashes...)
+			rec := &logRecorder{}
+			c := &Credential{Roots: tt.trust.roots, AcceptUnpinned: tt.trust.acceptUnpinned, Logger: slog.New(rec)}
+			c.TrustHashes(tt.trust.hashes...)
+			c.TrustSPKIs(tt.trust.spkis...)
+			c.TrustPubKeys(tt.trust.keys...)
+			wantFor := func(reason string) certErr {
+				if reason == "" || reason == "-" {
+					return certErr{}
+				}
+				return certErr{Reason: reason, Hash: HashOf(tt.peer.der)}
 			}
-			if tt.trust.keys != nil {
-				c.TrustPubKeys(tt.trust.keys...)
-			}
-			want := certErr{}
-			if tt.reason != "" {
-				want = certErr{Reason: tt.reason, Hash: HashOf(tt.peer.der)}
-			}
-			got := asCertErr(t, c.VerifyCert(tt.peer.der))
-			if diff := cmp.Diff(want, got); diff != "" {
+			want := wantFor(tt.reason)
+			if diff := cmp.Diff(want, asCertErr(t, c.VerifyCert(tt.peer.der))); diff != "" {
 				t.Errorf("VerifyCert (-want +got):\n%s", diff)
 			}
+			if diff := cmp.Diff(want, asCertErr(t, c.VerifyTrust(tt.peer.cert))); diff != "" {
+				t.Errorf("VerifyTrust (-want +got):\n%s", diff)
+			}
 
-			// VerifyHashAndPubKeys is the same rule on already-checked keys.
+			// VerifyHashAndPubKeys is the same rule on already-checked keys,
+			// blind to SPKI pins.
 			ks, err := PubKeysFromCert(tt.peer.der)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = asCertErr(t, c.VerifyHashAndPubKeys(HashOf(tt.peer.der), ks))
-			if diff := cmp.Diff(want, got); diff != "" {
+			if tt.hashAndKeys != "" {
+				want = wantFor(tt.hashAndKeys)
+			}
+			if diff := cmp.Diff(want, asCertErr(t, c.VerifyHashAndPubKeys(HashOf(tt.peer.der), ks))); diff != "" {
 				t.Errorf("VerifyHashAndPubKeys (-want +got):\n%s", diff)
+			}
+			if got := len(rec.warnings()); got != 3*tt.warns {
+				t.Errorf("%d warnings after three verifications, want %d", got, 3*tt.warns)
 			}
 		})
 	}
@@ -219,11 +271,14 @@ func TestVerifyServerName(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := &Credential{Roots: tt.roots}
+			if tt.roots == nil {
+				c.TrustHashes(HashOf(tt.leaf.der))
+			}
 			want := certErr{}
 			if tt.reason != "" {
 				want = certErr{Reason: tt.reason, Hash: HashOf(tt.leaf.der)}
 			}
-			got := asCertErr(t, c.verifyLeaf(tt.leaf.cert, nil, tt.serverName, serverAuth))
+			got := asCertErr(t, c.verifyLeaf("test", tt.leaf.cert, nil, tt.serverName, serverAuth))
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}

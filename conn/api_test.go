@@ -102,8 +102,8 @@ func TestAPIShapes(t *testing.T) {
 	_ = conn.Settings{IdleTimeout: 0, HandshakeTimeout: 0, KeepAlive: 0, PeerBidiStreamCount: 0, PeerUniStreamCount: 0,
 		DatagramReceiveEnabled: false, DatagramQueueLen: 0, StreamReceiveWindow: 0, ConnectionReceiveWindow: 0, MaxMessageSize: 0}
 	_ = conn.Stats{}.DatagramsDropped
-	_ = certverify.Credential{TrustedCertHashes: map[certverify.CertHash]struct{}{}, TrustedPubKeys: map[[32]byte]struct{}{},
-		Roots: x509.NewCertPool(), ClientAuth: certverify.RequireClientCert, InsecureAcceptAnyPeer: false}
+	_ = &certverify.Credential{Roots: x509.NewCertPool(), ClientAuth: certverify.RequireClientCert,
+		AcceptUnpinned: false, InsecureAcceptAnyPeer: false}
 	_ = conntest.Link{Loss: 0, Duplicate: 0, Reorder: 0, Delay: 0, Jitter: 0, MTU: 0, Bandwidth: 0, Seed: 0}
 	_ = conntest.LinkStats{Sent: 0, Delivered: 0, Dropped: 0, Duplicated: 0, Reordered: 0}
 	_ = []stream.Type{stream.Bidirectional, stream.Unidirectional}

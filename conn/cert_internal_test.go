@@ -38,6 +38,8 @@ func TestCertificateBeforeConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sc.TrustHashes(certverify.HashOf(cc.Certificate.Certificate[0]))
+	cc.TrustHashes(certverify.HashOf(sc.Certificate.Certificate[0]))
 	reg := NewRegistration("cert")
 	defer reg.Close()
 	cfg := DefaultConfiguration("x")

@@ -798,7 +798,7 @@ func TestCertificateRejected(t *testing.T) {
 				stranger.TrustHashes(hashOf(e.serverCred))
 			} else {
 				// The client pins a certificate the server does not have.
-				e.clientCred.TrustedCertHashes = nil
+				e.clientCred.UntrustHashes(hashOf(e.serverCred))
 				e.clientCred.TrustHashes(hashOf(stranger))
 			}
 			ctx := ctxT(t, 5*time.Second)

@@ -10,8 +10,9 @@
 // operation, like *net.OpError. The error from quic-go that caused a failure,
 // when there is one, stays reachable through Unwrap.
 //
-// The sentinels mirror the seed system's per-operation enums: where that system
-// had StartError::ConnectionNotStarted, DgramSendError::ConnectionNotStarted and
+// The sentinels mirror the per-operation enums of the Connection API of a Rust
+// wrapper over msquic, which quicconn follows: where that API has
+// StartError::ConnectionNotStarted, DgramSendError::ConnectionNotStarted and
 // so on, Go has the single ErrNotStarted.
 package errors
 
@@ -60,6 +61,14 @@ var (
 	// ErrInvalidCode reports an application error code above 2^62-1, the
 	// largest a QUIC variable-length integer holds.
 	ErrInvalidCode = errors.New("quicconn: error code exceeds 2^62-1")
+
+	// Err0RTTRejected reports data sent as 0-RTT early data that the server
+	// refused: a stream opened or a datagram sent before the handshake
+	// completed, on a connection started with StartEarly. The connection
+	// itself goes on over 1-RTT; what failed with Err0RTTRejected was not
+	// delivered and must be sent again, on a new stream, if it still
+	// matters.
+	Err0RTTRejected = errors.New("quicconn: 0-RTT early data rejected by the server")
 
 	// ErrInternal is matched by failures that fit no other category; the
 	// underlying quic-go error is wrapped beside it.
@@ -134,6 +143,12 @@ const (
 	StatelessReset
 	// VersionNegotiation: client and server share no QUIC version.
 	VersionNegotiation
+	// TrustRevoked: this side closed the connection because a trust change
+	// of its credential (an Untrust call) left the peer's certificate
+	// untrusted. A *ConnectionError with this Reason matches
+	// ErrBadCertificate as well as ErrConnectionLost; Code is the
+	// application code sent to the peer.
+	TrustRevoked
 )
 
 var reasonNames = [...]string{
@@ -145,6 +160,7 @@ var reasonNames = [...]string{
 	HandshakeTimeout:    "handshake timeout",
 	StatelessReset:      "stateless reset",
 	VersionNegotiation:  "version negotiation failed",
+	TrustRevoked:        "peer certificate no longer trusted",
 }
 
 // String returns a lower-case phrase such as "shutdown by peer".
@@ -157,15 +173,22 @@ func (r Reason) String() string {
 
 // ConnectionError says why a connection ended. It is what
 // Connection.Err returns, and what operations on an ended connection wrap.
-// Every *ConnectionError matches ErrConnectionLost.
+// Every *ConnectionError matches ErrConnectionLost; one with Reason
+// TrustRevoked matches ErrBadCertificate too.
 type ConnectionError struct {
 	// Reason classifies the end.
 	Reason Reason
-	// Code is the QUIC error code: an application code for ShutdownByPeer and
-	// ShutdownByLocal, a transport code for ShutdownByTransport, else 0.
+	// Code is the QUIC error code: an application code for ShutdownByPeer,
+	// ShutdownByLocal and TrustRevoked, a transport code for
+	// ShutdownByTransport, else 0.
 	Code uint64
 	// Message is the reason phrase sent with the close, if any.
 	Message string
+	// Remote is true when the peer sent the close, false when this side
+	// (or its transport) did. It tells apart, say, a ShutdownByTransport
+	// with code 0x12a (bad_certificate) in which the peer rejected this
+	// side's certificate from one in which this side rejected the peer's.
+	Remote bool
 	// Err is the underlying quic-go error, if any.
 	Err error
 }
@@ -173,8 +196,11 @@ type ConnectionError struct {
 func (e *ConnectionError) Error() string {
 	s := "quicconn: connection lost: " + e.Reason.String()
 	switch e.Reason {
-	case ShutdownByTransport, ShutdownByPeer, ShutdownByLocal:
+	case ShutdownByTransport, ShutdownByPeer, ShutdownByLocal, TrustRevoked:
 		s += fmt.Sprintf(" (code 0x%x)", e.Code)
+	}
+	if e.Remote && e.Reason != ShutdownByPeer {
+		s += " from the peer"
 	}
 	if e.Message != "" {
 		s += ": " + e.Message
@@ -182,8 +208,11 @@ func (e *ConnectionError) Error() string {
 	return s
 }
 
-// Is makes every *ConnectionError match ErrConnectionLost.
-func (e *ConnectionError) Is(target error) bool { return target == ErrConnectionLost }
+// Is makes every *ConnectionError match ErrConnectionLost, and one with
+// Reason TrustRevoked match ErrBadCertificate as well.
+func (e *ConnectionError) Is(target error) bool {
+	return target == ErrConnectionLost || target == ErrBadCertificate && e.Reason == TrustRevoked
+}
 
 // Unwrap returns the underlying quic-go error, if any.
 func (e *ConnectionError) Unwrap() error { return e.Err }
@@ -211,7 +240,7 @@ func (k StreamErrorKind) String() string {
 }
 
 // StreamError reports a stream direction aborted with an application code:
-// the seed's ReadError::Reset and WriteError::Stopped.
+// ReadError::Reset and WriteError::Stopped in the Rust API.
 type StreamError struct {
 	// Kind is Reset for reads and Stopped for writes.
 	Kind StreamErrorKind
@@ -248,20 +277,33 @@ func (e *DatagramTooBigError) Error() string {
 // Is makes every *DatagramTooBigError match ErrDatagramTooBig.
 func (e *DatagramTooBigError) Is(target error) bool { return target == ErrDatagramTooBig }
 
-// CertificateError reports a peer certificate rejected by the credential's
-// verification policy. It matches ErrBadCertificate.
+// CertificateError reports a certificate rejected in a handshake: the
+// peer's, by this side's verification policy, or, with Remote set, this
+// side's, by the peer. It matches ErrBadCertificate.
 type CertificateError struct {
 	// Reason says which rule failed, such as "certificate hash not trusted".
+	// When Remote is set it is what this side learned of the peer's
+	// decision, which may be no more than the TLS alert.
 	Reason string
 	// Hash is the SHA-256 of the rejected certificate's DER, or zero when the
 	// certificate could not be read.
 	Hash [32]byte
+	// Remote is true when the peer rejected this side's certificate, false
+	// when this side rejected the peer's.
+	Remote bool
 	// Err is the underlying error (a parse or signature failure), if any.
 	Err error
 }
 
 func (e *CertificateError) Error() string {
-	s := "quicconn: bad certificate: " + e.Reason
+	s := "quicconn: bad certificate: "
+	if e.Remote {
+		s += "the peer rejected our certificate"
+		if e.Reason != "" {
+			s += ": "
+		}
+	}
+	s += e.Reason
 	if e.Hash != ([32]byte{}) {
 		s += fmt.Sprintf(" (sha256 %x)", e.Hash[:])
 	}

@@ -159,6 +159,9 @@ func TestUntrustedCertificateNeverConnects(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
 						verifier, peer := pol.setup(t, trusted)
+						// The peer pins the verifier: only the verifier's
+						// decision is under test.
+						peer.TrustHashes(certverify.HashOf(verifier.Certificate.Certificate[0]))
 						serverRejects := rejecter == "server rejects client"
 						sc, cc := peer, verifier
 						if serverRejects {
@@ -372,6 +375,7 @@ func TestNoKeyMaterialInLogs(t *testing.T) {
 	}
 	// A rejected client on the same listener, so the rejection path logs too.
 	rogue := mustCred(t, []string{"rogue.test"}, nil)
+	rogue.TrustHashes(certverify.HashOf(sc.Certificate.Certificate[0]))
 	rogue.Logger = logger
 	reg := conn.NewRegistration("rogue")
 	defer reg.Close()

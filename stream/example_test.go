@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strings"
 
 	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/stream"
@@ -56,6 +58,53 @@ func ExampleMessageReader_ReadMessage_tooLarge() {
 	// Output:
 	// refused: 1073741824 bytes announced, 1048576 allowed
 	// quicconn: read message: message of 1073741824 bytes exceeds the limit of 1048576 bytes
+}
+
+// Request and response with the library's framing on one bidirectional
+// connection: each side reads messages with a MessageReader and writes them
+// with a MessageWriter. A net.Pipe stands in for a Stream, which is used
+// the same way.
+func ExampleMessageWriter() {
+	clientEnd, serverEnd := net.Pipe()
+	defer clientEnd.Close()
+
+	// The server answers each request on the connection it came on.
+	go func() {
+		defer serverEnd.Close()
+		r, w := stream.NewMessageReader(serverEnd, 1<<10), stream.NewMessageWriter(serverEnd, 1<<10)
+		for {
+			req, err := r.ReadMessage()
+			if err != nil {
+				return // io.EOF: the client is done
+			}
+			if err := w.WriteMessage([]byte(strings.ToUpper(string(req)))); err != nil {
+				return
+			}
+		}
+	}()
+
+	r, w := stream.NewMessageReader(clientEnd, 1<<10), stream.NewMessageWriter(clientEnd, 1<<10)
+	for _, req := range []string{"hello", "", "mesh"} {
+		if err := w.WriteMessage([]byte(req)); err != nil {
+			fmt.Println("write:", err)
+			return
+		}
+		resp, err := r.ReadMessage()
+		if err != nil {
+			fmt.Println("read:", err)
+			return
+		}
+		fmt.Printf("%q -> %q\n", req, resp)
+	}
+
+	// A message above the bound is refused before anything is written.
+	err := w.WriteMessage(make([]byte, 2<<10))
+	fmt.Println(err)
+	// Output:
+	// "hello" -> "HELLO"
+	// "" -> ""
+	// "mesh" -> "MESH"
+	// quicconn: write message: message of 2048 bytes exceeds the limit of 1024 bytes
 }
 
 func ExampleType_String() {

@@ -329,3 +329,102 @@ func (m *MessageReader) fail(err error) error {
 	m.body = nil
 	return m.err
 }
+
+// MessageWriter writes messages in the framing of [SendStream] — a 4-byte
+// big-endian length, then the bytes — to any io.Writer: usually the write
+// side of a bidirectional [Stream], so that a request read with a
+// [MessageReader] is answered on the same stream, or a [WriteStream]. A
+// [MessageReader] on the peer's side reads the messages back.
+//
+// WriteMessage may be called from several goroutines: it writes one message
+// at a time, whole. A message of up to 4 KiB minus its prefix is copied
+// with its prefix into a pooled buffer and written with one Write, so that
+// it never sends its prefix in a packet of its own; a larger one is written
+// with two, prefix then msg, with no copy. Neither allocates.
+type MessageWriter struct {
+	w   io.Writer
+	max int
+
+	mu  sync.Mutex // held by WriteMessage: a prefix and its body must be adjacent
+	hdr [headerSize]byte
+	err error // sticky, set under mu: a write stopped mid-message
+}
+
+// NewMessageWriter returns a MessageWriter over w that refuses messages
+// longer than maxSize bytes ([DefaultMaxMessageSize] when maxSize <= 0, and
+// never more than the prefix can express, 2^32-1).
+func NewMessageWriter(w io.Writer, maxSize int) *MessageWriter {
+	return &MessageWriter{w: w, max: messageBound(maxSize)}
+}
+
+// WriteMessage writes msg as one message and returns once w has taken all
+// of it. A message longer than the bound fails with a
+// *errors.MessageTooLargeError before anything is written.
+//
+// Errors, in an *errors.OpError with Op "write message" unless w's error
+// already names its operation (a Stream's errors say "write"): the
+// MessageTooLargeError; w's errors otherwise, such as ErrFinished after the
+// stream was closed or an error matching os.ErrDeadlineExceeded. When w
+// failed after taking part of a message, the stream is out of step: that
+// call returns w's error and every later one an error matching ErrClosed;
+// abort the stream (CancelWrite) rather than Close it, since the peer would
+// read a truncated message. A failure before any byte was taken leaves the
+// writer usable.
+func (m *MessageWriter) WriteMessage(msg []byte) error {
+	const op = "write message"
+	if len(msg) > m.max {
+		return qerr.Op(op, &qerr.MessageTooLargeError{Size: uint64(len(msg)), Max: m.max})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	n, err := m.writeMessage(msg)
+	if err == nil {
+		return nil
+	}
+	if n > 0 {
+		m.err = qerr.Op(op, errWriterBroken)
+	}
+	return qerr.Op(op, err)
+}
+
+// errWriterBroken reports a MessageWriter left mid-message by a failed
+// write.
+var errWriterBroken = fmt.Errorf("%w: an earlier WriteMessage stopped mid-message", qerr.ErrClosed)
+
+// writeMessage writes the prefix and msg and returns how many bytes of both
+// w took. A short write without an error, which breaks io.Writer's
+// contract, is io.ErrShortWrite.
+func (m *MessageWriter) writeMessage(msg []byte) (int, error) {
+	binary.BigEndian.PutUint32(m.hdr[:], uint32(len(msg)))
+	if len(msg) <= coalesceSize-headerSize {
+		bp := coalescePool.Get().(*[]byte)
+		b := append(append((*bp)[:0], m.hdr[:]...), msg...)
+		n, err := m.w.Write(b)
+		if err == nil {
+			// Writers keep no reference to b once Write returned (quic-go's
+			// streams may after a failure, so then it is left to the
+			// collector).
+			*bp = b[:0]
+			coalescePool.Put(bp)
+		}
+		return n, shortWrite(n, len(b), err)
+	}
+	n, err := m.w.Write(m.hdr[:])
+	if err = shortWrite(n, headerSize, err); err != nil {
+		return n, err
+	}
+	k, err := m.w.Write(msg)
+	return n + k, shortWrite(k, len(msg), err)
+}
+
+// shortWrite returns err, or io.ErrShortWrite when a Write took fewer than
+// want bytes without saying why.
+func shortWrite(n, want int, err error) error {
+	if err == nil && n < want {
+		return io.ErrShortWrite
+	}
+	return err
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -423,4 +425,245 @@ func TestLargeAnnouncedSizeAllocatesAsDataArrives(t *testing.T) {
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<10 {
 		t.Errorf("a 10-byte partial body allocated %d bytes", grew)
 	}
+}
+
+// TestMessageWriterRoundTrip writes messages of sizes around the point
+// where WriteMessage stops coalescing with a MessageWriter and reads them
+// back with a MessageReader: the bytes are SendStream's framing.
+func TestMessageWriterRoundTrip(t *testing.T) {
+	const max = 1 << 20
+	sizes := []int{0, 1, 100, 4091, 4092, 4093, 4096, 64 << 10, max}
+	var buf bytes.Buffer
+	w := stream.NewMessageWriter(&buf, max)
+	var want [][]byte
+	for _, n := range sizes {
+		if err := w.WriteMessage(pattern(n)); err != nil {
+			t.Fatalf("WriteMessage(%d bytes): %v", n, err)
+		}
+		want = append(want, pattern(n))
+	}
+	if !bytes.Equal(buf.Bytes(), frame(want...)) {
+		t.Fatal("the bytes written are not the message framing")
+	}
+	r := stream.NewMessageReader(&buf, max)
+	for _, n := range sizes {
+		msg, err := r.ReadMessage()
+		if err != nil || !bytes.Equal(msg, pattern(n)) {
+			t.Fatalf("ReadMessage (want %d bytes) = %d bytes, %v", n, len(msg), err)
+		}
+	}
+	if _, err := r.ReadMessage(); err != io.EOF {
+		t.Errorf("ReadMessage at the end: %v, want io.EOF", err)
+	}
+}
+
+// countingWriter records the size of each Write.
+type countingWriter struct{ writes []int }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, len(p))
+	return len(p), nil
+}
+
+// TestMessageWriterWrites: a small message is one Write, prefix included;
+// a large one is the prefix, then the caller's slice itself (no copy).
+func TestMessageWriterWrites(t *testing.T) {
+	tests := []struct {
+		size   int
+		writes []int
+	}{
+		{0, []int{4}},
+		{4092, []int{4096}},
+		{4093, []int{4, 4093}},
+		{1 << 20, []int{4, 1 << 20}},
+	}
+	for _, tt := range tests {
+		cw := &countingWriter{}
+		if err := stream.NewMessageWriter(cw, 0).WriteMessage(make([]byte, tt.size)); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cw.writes, tt.writes) {
+			t.Errorf("%d-byte message: writes of %v bytes, want %v", tt.size, cw.writes, tt.writes)
+		}
+	}
+}
+
+// TestMessageWriterAllocations: writing a message allocates nothing, small
+// or large.
+func TestMessageWriterAllocations(t *testing.T) {
+	w := stream.NewMessageWriter(io.Discard, 0)
+	for _, n := range []int{10, 4092, 100_000} {
+		msg := pattern(n)
+		if err := w.WriteMessage(msg); err != nil { // fill the pool
+			t.Fatal(err)
+		}
+		if allocs := testing.AllocsPerRun(100, func() { _ = w.WriteMessage(msg) }); allocs != 0 {
+			t.Errorf("%d-byte message: %v allocations, want 0", n, allocs)
+		}
+	}
+}
+
+func TestMessageWriterTooLarge(t *testing.T) {
+	tests := []struct {
+		name    string
+		maxSize int
+		size    int
+		wantMax int
+	}{
+		{"over the bound", 100, 101, 100},
+		{"0 means the default", 0, stream.DefaultMaxMessageSize + 1, stream.DefaultMaxMessageSize},
+		{"negative means the default", -1, stream.DefaultMaxMessageSize + 1, stream.DefaultMaxMessageSize},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := stream.NewMessageWriter(&buf, tt.maxSize)
+			err := w.WriteMessage(make([]byte, tt.size))
+			var tooLarge *qerr.MessageTooLargeError
+			if !errors.As(err, &tooLarge) || tooLarge.Size != uint64(tt.size) || tooLarge.Max != tt.wantMax {
+				t.Fatalf("WriteMessage: %v, want MessageTooLargeError{%d, %d}", err, tt.size, tt.wantMax)
+			}
+			wantOp(t, err, "write message")
+			if buf.Len() != 0 {
+				t.Errorf("%d bytes written for a refused message", buf.Len())
+			}
+			// Refusing a message leaves the writer usable.
+			if err := w.WriteMessage([]byte("ok")); err != nil || !bytes.Equal(buf.Bytes(), frame([]byte("ok"))) {
+				t.Errorf("after a refused message: %v, wrote %q", err, buf.Bytes())
+			}
+		})
+	}
+}
+
+// failingWriter takes the first take bytes, then fails every Write with
+// err; with err nil it reports short writes without an error.
+type failingWriter struct {
+	take int
+	err  error
+	got  []byte
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	n := min(len(p), f.take-len(f.got))
+	f.got = append(f.got, p[:n]...)
+	if n < len(p) {
+		return n, f.err
+	}
+	return n, nil
+}
+
+// TestMessageWriterErrors: w's failure is wrapped with the operation; one
+// after part of a message was taken leaves the writer out of step (later
+// calls fail with ErrClosed), one before any byte does not.
+func TestMessageWriterErrors(t *testing.T) {
+	errBoom := errors.New("boom")
+	tests := []struct {
+		name      string
+		w         *failingWriter
+		msg       []byte
+		want      error
+		stuck     bool // later calls fail with ErrClosed
+		laterTake int  // else: bytes the writer then takes
+	}{
+		{"small message, nothing taken", &failingWriter{take: 0, err: errBoom}, []byte("hi"), errBoom, false, 0},
+		{"small message, part taken", &failingWriter{take: 3, err: errBoom}, []byte("hi"), errBoom, true, 0},
+		{"large message, prefix refused", &failingWriter{take: 0, err: errBoom}, make([]byte, 5000), errBoom, false, 0},
+		{"large message, prefix taken", &failingWriter{take: 4, err: errBoom}, make([]byte, 5000), errBoom, true, 0},
+		{"short write without an error", &failingWriter{take: 2}, []byte("hi"), io.ErrShortWrite, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := stream.NewMessageWriter(tt.w, 0)
+			err := w.WriteMessage(tt.msg)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("WriteMessage: %v, want %v", err, tt.want)
+			}
+			wantOp(t, err, "write message")
+			tt.w.take += 1 << 20 // the writer recovers
+			err = w.WriteMessage([]byte("next"))
+			switch {
+			case tt.stuck && !errors.Is(err, qerr.ErrClosed):
+				t.Errorf("after a failure mid-message: %v, want ErrClosed", err)
+			case !tt.stuck && err != nil:
+				t.Errorf("after a failure before any byte: %v, want nil", err)
+			case !tt.stuck && !bytes.Equal(tt.w.got, frame([]byte("next"))):
+				t.Errorf("wrote %q, want only the next message", tt.w.got)
+			}
+		})
+	}
+}
+
+// TestMessageWriterRequestResponse answers requests on the bidirectional
+// QUIC stream they came on: MessageReader and MessageWriter on a Stream,
+// each side from several goroutines' worth of messages. Errors from the
+// Stream keep its own operation name.
+func TestMessageWriterRequestResponse(t *testing.T) {
+	c, s := newConnPair(t, nil)
+	cq, sq := openBidi(t, c, s)
+	client, server := stream.NewStream(cq), stream.NewStream(sq)
+
+	done := make(chan error, 1)
+	go func() {
+		r, w := stream.NewMessageReader(server, 0), stream.NewMessageWriter(server, 0)
+		for {
+			req, err := r.ReadMessage()
+			if err == io.EOF {
+				done <- server.Close()
+				return
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+			if err := w.WriteMessage(append([]byte("re: "), req...)); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+
+	const senders, each = 4, 25
+	w := stream.NewMessageWriter(client, 0)
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := range each {
+				if err := w.WriteMessage(pattern((i*senders + g) * 97)); err != nil { // a distinct size per request
+					t.Errorf("WriteMessage: %v", err)
+					return
+				}
+			}
+		})
+	}
+	got := map[int]int{}
+	r := stream.NewMessageReader(client, 0)
+	for range senders * each {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("ReadMessage: %v", err)
+		}
+		body, ok := bytes.CutPrefix(msg, []byte("re: "))
+		if !ok || !bytes.Equal(body, pattern(len(body))) {
+			t.Fatalf("reply of %d bytes is not a reply to a whole request", len(msg))
+		}
+		got[len(body)]++
+	}
+	wg.Wait()
+	if len(got) != senders*each {
+		t.Errorf("%d distinct replies, want %d", len(got), senders*each)
+	}
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if _, err := r.ReadMessage(); err != io.EOF {
+		t.Errorf("after the server closed: %v, want io.EOF", err)
+	}
+	err := w.WriteMessage([]byte("late"))
+	if !errors.Is(err, qerr.ErrFinished) {
+		t.Fatalf("WriteMessage after Close: %v, want ErrFinished", err)
+	}
+	wantOp(t, err, "write")
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -25,13 +23,11 @@ import (
 // requests until the server sends GOAWAY or the connection ends.
 type Transport struct {
 	// Credential is the client's trust policy (and, optionally, its own
-	// certificate; HTTP/3 servers usually ask for none). Required.
+	// certificate; HTTP/3 servers usually ask for none): pin the server by
+	// certificate hash, or by public key with TrustSPKIs (the hash
+	// Chromium's --ignore-certificate-errors-spki-list takes), or set Roots.
+	// Required.
 	Credential *certverify.Credential
-	// PinnedSPKI, when non-empty, additionally requires the server's public
-	// key (the SHA-256 of its SubjectPublicKeyInfo, the hash Chromium's
-	// --ignore-certificate-errors-spki-list takes) to be one of these. It is
-	// checked right after the handshake, before any request is sent.
-	PinnedSPKI [][32]byte
 	// Settings tunes the QUIC connections; the zero value is the default.
 	Settings conn.Settings
 	// Logger receives connection-level events; nil means slog.Default().
@@ -161,20 +157,6 @@ func (t *Transport) dial(ctx context.Context, reg *conn.Registration, authority 
 	}
 	if err := c.Start(ctx, cfg, host, uint16(port)); err != nil {
 		return nil, err
-	}
-	if len(t.PinnedSPKI) > 0 {
-		cert := c.RemoteCertificate()
-		ok := false
-		if cert != nil {
-			h := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-			for _, p := range t.PinnedSPKI {
-				ok = ok || subtle.ConstantTimeCompare(h[:], p[:]) == 1
-			}
-		}
-		if !ok {
-			_ = c.ShutdownAndWait(ctx, uint64(h3wire.NoError))
-			return nil, errors.New("h3: server's public key does not match the pinned SPKI hash")
-		}
 	}
 	return newSession(ctx, c, false, t.logger())
 }

@@ -18,10 +18,10 @@
 //	go run ./examples/h3 -get https://127.0.0.1:4433/ -pin <hash>
 //
 // The client's trust default is the system's CA roots with the host name
-// checked, as a browser does: certverify's policy with empty trust sets would
-// accept any well-formed certificate, which is no authentication at all, so
-// the client never runs with empty sets. -pin HASH trusts exactly one
-// certificate (hex SHA-256 of the DER) or public key (base64 SPKI SHA-256)
+// checked, as a browser does (a certverify credential that pins nothing and
+// has no roots would refuse every server). -pin HASH trusts exactly one
+// certificate (hex SHA-256 of the DER) or public key (base64 SPKI SHA-256,
+// which survives the server's renewing its certificate with the same key)
 // instead; -insecure accepts any server and is for tests against throwaway
 // self-signed servers only: anyone on the path can then impersonate the
 // server.
@@ -29,9 +29,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -122,12 +120,11 @@ func spkiHash(cred *certverify.Credential) (string, error) {
 	if len(cred.Certificate.Certificate) == 0 {
 		return "", errors.New("credential has no certificate")
 	}
-	leaf, err := x509.ParseCertificate(cred.Certificate.Certificate[0])
+	h, err := certverify.SPKIHashOf(cred.Certificate.Certificate[0])
 	if err != nil {
 		return "", err
 	}
-	h := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	return base64.StdEncoding.EncodeToString(h[:]), nil
+	return h.String(), nil
 }
 
 // listenH3 starts a quicconn listener for HTTP/3.
@@ -232,38 +229,37 @@ func htmlEscape(s string) string {
 
 // clientTrust builds the client's credential from -pin and -insecure; see
 // the package documentation for the default.
-func clientTrust(pin string, insecure bool) (*certverify.Credential, [][32]byte, error) {
+func clientTrust(pin string, insecure bool) (*certverify.Credential, error) {
 	cred := &certverify.Credential{}
 	switch {
 	case insecure:
 		cred.InsecureAcceptAnyPeer = true
-		return cred, nil, nil
+		return cred, nil
 	case pin != "":
-		var spkis [][32]byte
 		for _, p := range strings.Split(pin, ",") {
 			p = strings.TrimSpace(p)
 			if h, err := certverify.ParseCertHash(p); err == nil {
 				cred.TrustHashes(h)
 				continue
 			}
-			b, err := base64.StdEncoding.DecodeString(p)
-			if err != nil || len(b) != 32 {
-				return nil, nil, fmt.Errorf("-pin %q: neither 64 hex digits (certificate SHA-256) nor base64 of 32 bytes (SPKI SHA-256)", p)
+			h, err := certverify.ParseSPKIHash(p)
+			if err != nil {
+				return nil, fmt.Errorf("-pin %q: neither 64 hex digits (certificate SHA-256) nor base64 of 32 bytes (SPKI SHA-256)", p)
 			}
-			spkis = append(spkis, [32]byte(b))
+			cred.TrustSPKIs(h)
 		}
-		return cred, spkis, nil
+		return cred, nil
 	}
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
-		return nil, nil, fmt.Errorf("no system CA roots (%v): pass -pin HASH (printed by the server) or, for tests only, -insecure", err)
+		return nil, fmt.Errorf("no system CA roots (%v): pass -pin HASH (printed by the server) or, for tests only, -insecure", err)
 	}
 	cred.Roots = roots
-	return cred, nil, nil
+	return cred, nil
 }
 
 func fetch(ctx context.Context, url, out, pin string, insecure bool, logger *slog.Logger, stdout, stderr io.Writer) error {
-	cred, spkis, err := clientTrust(pin, insecure)
+	cred, err := clientTrust(pin, insecure)
 	if err != nil {
 		return err
 	}
@@ -272,7 +268,7 @@ func fetch(ctx context.Context, url, out, pin string, insecure bool, logger *slo
 		fmt.Fprintln(stderr, "h3: WARNING: -insecure: the server is not authenticated; use it only against throwaway test servers")
 		cred.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	tr := &Transport{Credential: cred, PinnedSPKI: spkis, Logger: logger}
+	tr := &Transport{Credential: cred, Logger: logger}
 	defer tr.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

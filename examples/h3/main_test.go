@@ -76,7 +76,7 @@ func TestClientTrust(t *testing.T) {
 		{"pinned by certificate hash", []string{"-pin", srv.cred.Identity()}, ""},
 		{"insecure", []string{"-insecure"}, ""},
 		{"default: system roots refuse a self-signed server", nil, "bad certificate"},
-		{"wrong SPKI pin", []string{"-pin", wrongSPKI}, "does not match the pinned SPKI"},
+		{"wrong SPKI pin", []string{"-pin", wrongSPKI}, "SPKI hash not trusted"},
 		{"wrong certificate pin", []string{"-pin", strings.Repeat("ab", 32)}, "bad certificate"},
 		{"malformed pin", []string{"-pin", "xyz"}, "neither 64 hex digits"},
 	}

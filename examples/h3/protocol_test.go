@@ -281,7 +281,9 @@ func TestGoAway(t *testing.T) {
 		_, _ = io.WriteString(w, "finished")
 	})
 	srv := startOurServer(t, mux)
-	tr := &Transport{Credential: &certverify.Credential{TrustedCertHashes: map[certverify.CertHash]struct{}{certverify.HashOf(srv.certDER): {}}}, Logger: quietLogger()}
+	cred := &certverify.Credential{}
+	cred.TrustHashes(certverify.HashOf(srv.certDER))
+	tr := &Transport{Credential: cred, Logger: quietLogger()}
 	defer tr.Close()
 	var (
 		wg   sync.WaitGroup
