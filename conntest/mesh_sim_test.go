@@ -96,9 +96,9 @@ type meshSim struct {
 	got       map[msgKey]int
 	want      map[msgKey]bool // sent while connected, so it must arrive
 	delivered int
-	unwanted  int            // deliveries of messages that were not wanted
-	bad       int            // messages that were not intact
-	pending   map[int]int    // per round: wanted messages not yet delivered
+	unwanted  int         // deliveries of messages that were not wanted
+	bad       int         // messages that were not intact
+	pending   map[int]int // per round: wanted messages not yet delivered
 	roundDone map[int]chan struct{}
 
 	heap       uint64
