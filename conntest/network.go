@@ -36,7 +36,8 @@ import (
 // addresses, so a run with the same Links and the same writes in each
 // direction makes the same decisions.
 //
-// The methods of a Network are safe for concurrent use. One mutex guards the
+// Make a Network with NewNetwork; the zero Network is not usable. The
+// methods of a Network are safe for concurrent use. One mutex guards the
 // whole network, so a packet moves from sender to receiver under a single
 // lock.
 type Network struct {
