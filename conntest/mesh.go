@@ -299,18 +299,18 @@ func (m *Mesh) connect(ctx context.Context, pairs [][2]int) error {
 		})
 	}
 
-	todo := make(chan [2]int, len(pairs))
+	queue := make(chan [2]int, len(pairs))
 	for _, p := range pairs {
-		todo <- p
+		queue <- p
 	}
-	close(todo)
+	close(queue)
 	var dialing sync.WaitGroup
 	var errMu sync.Mutex
 	var firstErr error
 	failed := 0
 	for range min(len(pairs), meshParallel) {
 		dialing.Go(func() {
-			for p := range todo {
+			for p := range queue {
 				if err := m.dial(ctx, p[0], p[1]); err != nil {
 					errMu.Lock()
 					if failed++; firstErr == nil {

@@ -327,7 +327,7 @@ func (d *direction) setLink(l Link) {
 }
 
 // streamOf tells the directions of a network apart, so that each draws its
-// own random numbers, all fixed by the Seed.
+// own random numbers, all fixed by Link.Seed.
 func streamOf(from, to netip.Addr) uint64 {
 	h := fnv.New64a()
 	a, b := from.As16(), to.As16()
