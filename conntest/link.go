@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// Link describes the impairments of one direction of a pipe: what happens to
-// the packets one PacketConn sends to the other. The zero Link is a perfect,
-// instant link.
+// Link describes the impairments of one direction between two hosts: what
+// happens to the packets the sockets of one host send to those of the other
+// (for a pipe, what one end sends to the other). The zero Link is a
+// perfect, instant link.
 //
 // Each packet goes through the link in this order: the MTU check, the
 // bandwidth queue, loss, duplication, and finally the delay (Delay plus
@@ -46,26 +47,31 @@ type Link struct {
 	Bandwidth int64
 
 	// Seed seeds the random decisions (loss, duplication, reordering,
-	// jitter), so a pipe with the same Link and the same sequence of writes
-	// makes the same decisions every run. Every value, 0 included, is an
+	// jitter), so a direction with the same Link and the same sequence of
+	// writes makes the same decisions every run. Every value, 0 included, is an
 	// ordinary fixed seed: runs are deterministic unless the test varies the
-	// seed itself. The two directions of a pipe draw from different streams.
+	// seed itself. Each direction between two hosts (so each direction of a
+	// pipe) draws from a stream of its own.
 	Seed int64
 }
 
-// LinkStats counts what happened to the packets one PacketConn sent. A
-// duplicated packet counts once in Sent and once in Duplicated, and each of
-// its copies is then either delivered or dropped, so once nothing is in
-// flight Sent+Duplicated == Delivered+Dropped.
+// LinkStats counts what happened to a set of packets: those one PacketConn
+// sent (PacketConn.Stats), those sent from one host to another
+// (Network.LinkStats) or by one host (Network.HostStats). A duplicated
+// packet counts once in Sent and once in Duplicated, and each of its copies
+// is then either delivered or dropped, so once nothing is in flight
+// Sent+Duplicated == Delivered+Dropped.
 type LinkStats struct {
 	// Sent counts the WriteTo calls that were accepted (WriteTo returned nil).
 	Sent uint64
-	// Delivered counts the packets that reached the peer's receive buffer.
+	// Delivered counts the packets that reached the destination's receive
+	// buffer.
 	Delivered uint64
 	// Dropped counts the packets lost for any reason: Loss, MTU, a full
-	// bandwidth queue, a full receive buffer, a partition, a closed peer, a
-	// destination that is not the peer, or more than 64 MiB already in flight
-	// in that direction.
+	// bandwidth queue, a full receive buffer, a partition, a destination
+	// where no socket is open (or that closed or was rebound while the
+	// packet was in flight), or more than 64 MiB already in flight to the
+	// destination socket.
 	Dropped uint64
 	// Duplicated counts the extra copies made by Duplicate.
 	Duplicated uint64
@@ -93,8 +99,8 @@ const (
 	// dropped, as a kernel drops datagrams on a full socket buffer.
 	DefaultReadBuffer = 1 << 20
 
-	// maxInFlight bounds the bytes on the wire in one direction (sent, not yet
-	// due), so a writer that outruns a long Delay cannot grow memory without
+	// maxInFlight bounds the bytes on the wire to one socket (sent, not yet
+	// due), so writers that outrun a long Delay cannot grow memory without
 	// limit; excess packets are dropped.
 	maxInFlight = 64 << 20
 )
@@ -123,8 +129,9 @@ func (l Link) validate() {
 	}
 }
 
-// newRand returns the random source of one direction of a pipe. stream tells
-// the directions apart, so a→b and b→a are independent but both fixed by Seed.
+// newRand returns the random source of one direction between two hosts.
+// stream tells the directions apart, so a→b and b→a are independent but both
+// fixed by Seed.
 func newRand(seed int64, stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), 0x636f6e6e74657374^stream))
 }

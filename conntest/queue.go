@@ -2,14 +2,18 @@ package conntest
 
 import (
 	"container/heap"
+	"net"
 	"time"
 )
 
 // packet is one copy of a datagram on its way to a receiver.
 type packet struct {
 	data []byte
-	at   time.Time // when it reaches the receiver's buffer
-	seq  uint64    // order of enqueueing: breaks ties in at, so equal times stay FIFO
+	at   time.Time    // when it reaches the receiver's buffer
+	seq  uint64       // order of enqueueing: breaks ties in at, so equal times stay FIFO
+	from *net.UDPAddr // the sender's address when it sent the packet: what ReadFrom reports
+	src  *PacketConn  // the sender, whose Stats count what becomes of the packet
+	dir  *direction   // the link it travels, whose stats count it too
 }
 
 // wire holds the packets in flight towards one receiver, ordered by delivery
@@ -43,13 +47,21 @@ func (w *wire) pop() *packet {
 	return p
 }
 
-// clear empties the wire and returns how many packets it held.
-func (w *wire) clear() int {
-	n := len(w.h)
-	clear(w.h)
-	w.h = w.h[:0]
-	w.bytes = 0
-	return n
+// filter removes the packets for which keep is false, passing each to
+// dropped.
+func (w *wire) filter(keep func(*packet) bool, dropped func(*packet)) {
+	kept := w.h[:0]
+	for _, p := range w.h {
+		if keep(p) {
+			kept = append(kept, p)
+		} else {
+			w.bytes -= len(p.data)
+			dropped(p)
+		}
+	}
+	clear(w.h[len(kept):])
+	w.h = kept
+	heap.Init(&w.h)
 }
 
 type packetHeap []*packet
@@ -103,10 +115,8 @@ func (f *fifo) pop() *packet {
 	return p
 }
 
-// clear empties the buffer and returns how many packets it held.
-func (f *fifo) clear() int {
-	n := f.len()
+// clear empties the buffer.
+func (f *fifo) clear() {
 	clear(f.q)
 	f.q, f.head, f.bytes = f.q[:0], 0, 0
-	return n
 }
