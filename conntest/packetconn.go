@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/quicconn/quicconn/internal/gate"
 )
 
 // PacketConn is a UDP socket on an in-memory network: one end of a pipe
@@ -37,12 +39,13 @@ type PacketConn struct {
 	closed        bool
 	readDeadline  time.Time
 	writeDeadline time.Time
-	// changed is non-nil while a reader waits; closing it wakes every reader
-	// to look again (a new packet is due sooner, or the read deadline moved).
-	// A reader takes it under the lock before it sleeps, and whoever changes
-	// what the reader waits for closes it under the same lock, so no wake-up
-	// is missed.
-	changed chan struct{}
+	// changed is the event, valid while waiting is set, that wakes every
+	// reader to look again (a new packet is due sooner, or the read deadline
+	// moved). A reader takes it under the lock before it sleeps, and whoever
+	// changes what the reader waits for sets it under the same lock, so no
+	// wake-up is missed; the next reader makes a new one.
+	changed gate.Event
+	waiting bool
 }
 
 var (
@@ -192,9 +195,9 @@ func (c *PacketConn) arrive(now time.Time) {
 
 // wake wakes every reader waiting in ReadFrom. Called with n.mu held.
 func (c *PacketConn) wake() {
-	if c.changed != nil {
-		close(c.changed)
-		c.changed = nil
+	if c.waiting {
+		c.changed.Set()
+		c.waiting = false
 	}
 }
 
@@ -234,10 +237,10 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if h := c.wire.head(); h != nil && (wakeAt.IsZero() || h.at.Before(wakeAt)) {
 			wakeAt = h.at
 		}
-		if c.changed == nil {
-			c.changed = make(chan struct{})
+		if !c.waiting {
+			c.changed, c.waiting = gate.NewEvent(), true
 		}
-		changed := c.changed
+		changed := c.changed.Done()
 		c.n.mu.Unlock()
 
 		var timer *time.Timer
@@ -275,7 +278,7 @@ func (c *PacketConn) Close() error {
 	c.rx.clear()
 	c.wire.filter(func(*packet) bool { return false }, dropped)
 	delete(c.n.socks, c.ap)
-	c.changed = nil
+	c.waiting = false
 	return nil
 }
 
