@@ -101,7 +101,7 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 			conf := base.Clone()
 			if c, ok := chi.Context().Value(connKey{}).(*Connection); ok {
-				c.hookTLS(conf)
+				c.hookTLS(conf, c.quicCtx)
 			}
 			return conf, nil
 		},
@@ -143,7 +143,7 @@ func (l *Listener) acceptLoop() {
 
 // refuse closes a connection that was never handed out.
 func refuse(qc *quic.Conn) {
-	qc.CloseWithError(0, "quicconn: listener closed")
+	qc.CloseWithError(0, "listener closed")
 }
 
 // Accept returns the next connection whose handshake has begun. It is in
@@ -167,7 +167,7 @@ func (l *Listener) Accept(ctx context.Context) (*Connection, error) {
 			continue
 		}
 		if err := c.attach(qc, l.tr); err != nil {
-			qc.CloseWithError(0, "quicconn: "+err.Error())
+			qc.CloseWithError(0, err.Error())
 			return nil, qerr.Op(op, err)
 		}
 		return c, nil
@@ -213,6 +213,7 @@ func (t *transport) connContext(ctx context.Context, _ *quic.ClientInfo) (contex
 	}
 	c := newConnection(l.reg, l.cred, l.opts)
 	c.isServer = true
+	c.quicCtx = ctx
 	c.created = time.Now()
 	c.cfg = l.cfg
 	if l.cfg.Settings.DatagramReceiveEnabled {
@@ -232,6 +233,10 @@ func (c *Connection) attach(qc *quic.Conn, tr *transport) error {
 	c.qc = qc
 	c.tr = tr
 	c.remote = qc.RemoteAddr()
+	if c.lt.own.reason != 0 {
+		// Closed (its trust revoked) while it waited in the backlog.
+		c.closeOwnLocked()
+	}
 	c.mu.Unlock()
 	c.run(qc, c.created.Add(c.cfg.Settings.handshakeTimeout()))
 	return nil
@@ -263,7 +268,7 @@ func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
 	case <-qc.HandshakeComplete():
 		c.handshakeComplete(qc)
 	case <-t.C:
-		c.abort(qerr.HandshakeTimeout, &handshakeTimeoutError{addr: qc.RemoteAddr(), budget: c.cfg.Settings.handshakeTimeout(), answered: true})
+		c.abort(qerr.HandshakeTimeout, 0, &handshakeTimeoutError{addr: qc.RemoteAddr(), budget: c.cfg.Settings.handshakeTimeout(), answered: true})
 	case <-qc.Context().Done():
 	}
 }

@@ -81,6 +81,17 @@ func (c *Connection) requestClose(code uint64, msg string) {
 	c.requestCloseLocked(code, msg)
 }
 
+// closeOwnLocked closes qc, if there is one yet, for the reason recorded
+// with setOwnReason. Without a quic.Conn the dial or attach that makes one
+// does it. c.mu must be held.
+func (c *Connection) closeOwnLocked() {
+	if c.qc == nil {
+		return
+	}
+	c.closedBy(nil)
+	c.requestCloseLocked(c.lt.own.code, c.lt.own.cause.Error())
+}
+
 func (c *Connection) requestCloseLocked(code uint64, msg string) {
 	if c.closeStarted || c.closeSeen || c.qc == nil {
 		return
@@ -95,19 +106,17 @@ func (c *Connection) requestCloseLocked(code uint64, msg string) {
 
 // abort closes the connection for a reason of this package's own, such as
 // Registration.Close, whatever its state. The peer sees an application
-// close with code 0 and a reason phrase that says why.
-func (c *Connection) abort(reason qerr.Reason, cause error) {
+// close with code and cause's text as the reason phrase. abort does not
+// block.
+func (c *Connection) abort(reason qerr.Reason, code uint64, cause error) {
 	c.mu.Lock()
 	if c.lt.state >= Shutdown {
 		c.mu.Unlock()
 		return
 	}
-	c.setOwnReason(reason, cause)
+	c.setOwnReason(reason, code, cause)
 	cancel := c.dialCancel
-	if c.qc != nil {
-		c.closedBy(nil)
-		c.requestCloseLocked(0, "quicconn: "+cause.Error())
-	}
+	c.closeOwnLocked()
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel(cause)

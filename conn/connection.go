@@ -30,6 +30,9 @@ type Connection struct {
 	opts     options
 	isServer bool
 	created  time.Time
+	// quicCtx, on a server, is the context quic-go gave connContext: it
+	// ends with the quic.Conn, whether or not the pump ever ran.
+	quicCtx context.Context
 
 	streamsOpened   atomic.Uint64
 	streamsAccepted atomic.Uint64
@@ -131,6 +134,16 @@ func (c *Connection) RemoteCertificate() *x509.Certificate {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lt.cert
+}
+
+// RemoteIdentity returns the hash of the peer's leaf certificate once the
+// credential has verified it: the certverify.CertHash that peers pin with
+// TrustHashes and that the peer's Credential.Identity reports. It reports
+// false until then, and for a peer that presented no certificate.
+func (c *Connection) RemoteIdentity() (certverify.CertHash, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lt.certHash, c.lt.cert != nil
 }
 
 // ReceiveRemoteCertificate waits until the peer's certificate has been

@@ -4,15 +4,18 @@ package conn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quicconn/quicconn/certverify"
 	"github.com/quicconn/quicconn/dgram"
 	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quicconn/quicconn/internal/gate"
 )
 
 // New returns a client Connection in state Open. It holds no socket and no
@@ -93,10 +96,14 @@ func (c *Connection) Start(ctx context.Context, cfg *Configuration, host string,
 	c.mu.Unlock()
 
 	tlsConf := c.cred.ClientTLSConfig(host, cfg.ALPN)
-	c.hookTLS(tlsConf)
+	c.hookTLS(tlsConf, nil)
+	confirmed := gate.NewEvent()
+	tlsConf.ClientSessionCache = &confirmingCache{confirmed: confirmed}
+	qconf := cfg.Settings.quicConfig(&c.opts)
+	qconf.TokenStore = confirmingTokens{confirmed}
 	budget := cfg.Settings.handshakeTimeout()
 	hctx, hcancel := context.WithTimeoutCause(dialCtx, budget, &handshakeTimeoutError{addr: addr, budget: budget})
-	qc, err := tr.tr.Dial(hctx, addr, tlsConf, cfg.Settings.quicConfig(&c.opts))
+	qc, err := tr.tr.Dial(hctx, addr, tlsConf, qconf)
 	hcancel()
 	if err != nil {
 		cause := context.Cause(hctx)
@@ -122,13 +129,83 @@ func (c *Connection) Start(ctx context.Context, cfg *Configuration, host string,
 	if c.lt.own.reason != 0 {
 		// Registration.Close raced with the end of the dial and found no
 		// quic.Conn to close; close it now.
-		c.closedBy(nil)
-		c.requestCloseLocked(0, "quicconn: "+c.lt.own.cause.Error())
+		c.closeOwnLocked()
 	}
 	c.mu.Unlock()
 	c.run(qc, time.Time{})
+	if err := c.awaitConfirmation(ctx, qc, confirmed); err != nil {
+		c.abort(qerr.ConnectionClosed, 0, err)
+		return qerr.Op(op, err)
+	}
+	c.handshakeComplete(qc)
 	return c.waitHandshake(ctx, op)
 }
+
+// minConfirmationWait bounds from below how long a client waits for the
+// handshake's confirmation before it reports Connected anyway.
+const minConfirmationWait = 25 * time.Millisecond
+
+// awaitConfirmation waits, for a client whose certificate the server asked
+// for,
+// until the server has confirmed the handshake (RFC 9001, section 4.1.2),
+// so that a server that rejects the certificate makes Start fail rather
+// than succeed and then lose the connection. TLS 1.3 completes the client's
+// handshake a round trip before the server has checked the client's
+// certificate.
+//
+// quic-go does not report confirmation, so this waits for what a server
+// sends once it has accepted the client: a session ticket (TLS
+// NewSessionTicket) or an address validation token (NEW_TOKEN), which
+// quic-go servers send with HANDSHAKE_DONE; both arrive through callbacks
+// quic-go calls anyway, at no cost per packet. A rejection closes qc first.
+// A server that sends neither is waited for at most three smoothed RTTs
+// (and at least minConfirmationWait), and then taken as confirmed. It
+// returns ctx's cause when ctx ends first.
+func (c *Connection) awaitConfirmation(ctx context.Context, qc *quic.Conn, confirmed gate.Event) error {
+	c.mu.Lock()
+	needed := c.lt.certRequested && !c.cfg.Settings.SkipHandshakeConfirmation
+	c.mu.Unlock()
+	if !needed || confirmed.IsSet() {
+		return nil
+	}
+	t := time.NewTimer(max(3*qc.ConnectionStats().SmoothedRTT, minConfirmationWait))
+	defer t.Stop()
+	select {
+	case <-confirmed.Done():
+	case <-qc.Context().Done(): // rejected, or lost: closed reports it
+	case <-t.C:
+	case <-ctx.Done():
+		if confirmed.IsSet() {
+			return nil
+		}
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+// confirmingCache is a client's tls.ClientSessionCache: a session ticket
+// that arrives confirms the handshake.
+type confirmingCache struct {
+	confirmed gate.Event
+}
+
+func (*confirmingCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+
+func (cc *confirmingCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		cc.confirmed.Set()
+	}
+}
+
+// confirmingTokens is a client's quic.TokenStore: a NEW_TOKEN frame, which
+// a server sends only once the handshake is confirmed, confirms it.
+type confirmingTokens struct {
+	confirmed gate.Event
+}
+
+func (confirmingTokens) Pop(string) *quic.ClientToken { return nil }
+
+func (ct confirmingTokens) Put(string, *quic.ClientToken) { ct.confirmed.Set() }
 
 // checkTarget refuses, before any packet is sent, what cannot make a
 // connection.
@@ -182,7 +259,7 @@ func resolve(ctx context.Context, host string, port uint16) (*net.UDPAddr, error
 func (c *Connection) fail(reason qerr.Reason, cause, quicErr error) {
 	c.mu.Lock()
 	if reason != 0 {
-		c.setOwnReason(reason, cause)
+		c.setOwnReason(reason, 0, cause)
 	}
 	c.closedBy(quicErr)
 	c.mu.Unlock()

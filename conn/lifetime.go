@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quicconn/quicconn/certverify"
 	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/internal/gate"
 	"github.com/quicconn/quicconn/internal/quicerr"
@@ -80,12 +81,20 @@ type lifetime struct {
 	// so, whatever quic-go reports.
 	own struct {
 		reason qerr.Reason
-		cause  error
+		code   uint64 // the application code the close sends
+		cause  error  // its Error() is the reason phrase the close sends
 	}
 	// certErr is why this side rejected the peer's certificate.
 	certErr error
-	// cert is the peer's verified leaf certificate.
-	cert *x509.Certificate
+	// certRequested is set when the peer asked this side for a certificate
+	// in the handshake, and presented when this side sent one.
+	certRequested, presented bool
+	// cert is the peer's verified leaf certificate, and certHash its hash.
+	cert     *x509.Certificate
+	certHash certverify.CertHash
+	// stopWatch ends the watch, begun when the peer was verified, that
+	// closes the connection when the credential stops trusting the peer.
+	stopWatch func() bool
 
 	ready     gate.Event // Connected, or never: streams may be opened or never will
 	certKnown gate.Event // cert is set, or never will be
@@ -154,19 +163,60 @@ func (c *Connection) closeError(cause error) *qerr.ConnectionError {
 	}
 	switch {
 	case lt.own.reason != 0:
-		e.Reason, e.Code, e.Message = lt.own.reason, 0, ""
+		e.Reason, e.Code, e.Message, e.Remote = lt.own.reason, lt.own.code, "", false
 		if lt.own.cause != nil {
 			e.Message = lt.own.cause.Error()
 			e.Err = errors.Join(lt.own.cause, e.Err)
 		}
 	case lt.state < Connected && (e.Reason == qerr.IdleTimeout || e.Reason == qerr.HandshakeTimeout):
 		e.Reason = qerr.HandshakeTimeout
+	case e.Remote && e.Reason == qerr.ShutdownByTransport:
+		if ce := c.rejectedByPeer(e.Code); ce != nil {
+			e.Message += ": " + ce.Reason
+			e.Err = errors.Join(ce, e.Err)
+		}
 	}
 	if lt.certErr != nil {
 		e.Message = lt.certErr.Error()
 		e.Err = errors.Join(lt.certErr, e.Err)
 	}
 	return e
+}
+
+// TLS alerts (RFC 8446, section 6.2) with which a peer rejects a
+// certificate, as QUIC carries them: CRYPTO_ERROR 0x100 + alert.
+const (
+	alertHandshakeFailure       = 0x100 + 40
+	alertBadCertificate         = 0x100 + 42
+	alertUnsupportedCertificate = 0x100 + 43
+	alertCertificateRevoked     = 0x100 + 44
+	alertCertificateExpired     = 0x100 + 45
+	alertCertificateUnknown     = 0x100 + 46
+	alertUnknownCA              = 0x100 + 48
+	alertCertificateRequired    = 0x100 + 116
+)
+
+// rejectedByPeer returns the *errors.CertificateError that the peer's
+// transport close with code says, or nil when code says nothing about this
+// side's certificate. c.mu must be held.
+func (c *Connection) rejectedByPeer(code uint64) *qerr.CertificateError {
+	switch code {
+	case alertCertificateRequired:
+		if c.cred.Identity() == "" {
+			return &qerr.CertificateError{Remote: true, Reason: "the server requires a client certificate, and this side's credential has none (give it one with certverify.GenerateSelfSigned, LoadKeyPair or SetCertificate)"}
+		}
+		return &qerr.CertificateError{Remote: true, Reason: "the peer requires a certificate (certificate_required)"}
+	case alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
+		alertCertificateExpired, alertCertificateUnknown, alertUnknownCA:
+		return &qerr.CertificateError{Remote: true, Reason: quic.TransportErrorCode(code).Message()}
+	case alertHandshakeFailure:
+		// Some stacks (rustls) reject a client certificate with the generic
+		// handshake_failure; only a client that presented one can tell.
+		if c.lt.presented {
+			return &qerr.CertificateError{Remote: true, Reason: "handshake_failure after this side presented its certificate"}
+		}
+	}
+	return nil
 }
 
 // closedBy moves c to Shutdown, if it is not there yet, with the error that
@@ -178,18 +228,21 @@ func (c *Connection) closedBy(cause error) *qerr.ConnectionError {
 	return c.lt.err
 }
 
-// setOwnReason records that this package is closing c for reason, unless a
-// reason was recorded first. c.mu must be held.
-func (c *Connection) setOwnReason(reason qerr.Reason, cause error) {
+// setOwnReason records that this package is closing c for reason, with the
+// application code code and cause as the reason phrase, unless a reason was
+// recorded first. c.mu must be held.
+func (c *Connection) setOwnReason(reason qerr.Reason, code uint64, cause error) {
 	if c.lt.own.reason == 0 {
-		c.lt.own.reason, c.lt.own.cause = reason, cause
+		c.lt.own.reason, c.lt.own.code, c.lt.own.cause = reason, code, cause
 	}
 }
 
 // peerVerified records the peer's verified certificate and wakes those
 // waiting for it. c.mu must be held.
-func (c *Connection) peerVerified(cert *x509.Certificate) {
+func (c *Connection) peerVerified(cert *x509.Certificate, stopWatch func() bool) {
 	c.lt.cert = cert
+	c.lt.certHash = certverify.HashOf(cert.Raw)
+	c.lt.stopWatch = stopWatch
 	c.lt.certKnown.Set()
 }
 

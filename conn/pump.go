@@ -22,7 +22,8 @@ import (
 )
 
 // run starts the pump for qc. A server connection passes its handshake
-// deadline; a client's handshake is already complete (deadline is zero).
+// deadline; a client's handshake is already complete (deadline is zero),
+// and Start reports it Connected once it is confirmed.
 func (c *Connection) run(qc *quic.Conn, deadline time.Time) {
 	c.mu.Lock()
 	q := c.dgrams
@@ -36,18 +37,20 @@ func (c *Connection) run(qc *quic.Conn, deadline time.Time) {
 	if q != nil {
 		go c.drainDatagrams(qc, q)
 	}
-	if deadline.IsZero() {
-		c.handshakeComplete(qc)
-	} else {
+	if !deadline.IsZero() {
 		go c.awaitHandshake(qc, deadline)
 	}
 	context.AfterFunc(qc.Context(), func() { c.closed(qc) })
 }
 
-// handshakeComplete is the Connected event.
+// handshakeComplete is the Connected event. A connection that quic-go has
+// closed meanwhile, before closed ran, goes to Shutdown instead.
 func (c *Connection) handshakeComplete(qc *quic.Conn) {
 	cs := qc.ConnectionState()
 	c.mu.Lock()
+	if qc.Context().Err() != nil {
+		c.closedBy(context.Cause(qc.Context()))
+	}
 	if c.lt.state == Connecting {
 		c.alpn = cs.TLS.NegotiatedProtocol
 		c.dgramLocal = cs.SupportsDatagrams.Local
@@ -88,9 +91,12 @@ func (c *Connection) closed(qc *quic.Conn) {
 // finish releases what the connection holds and marks it ShutdownComplete.
 func (c *Connection) finish() {
 	c.mu.Lock()
-	tr, err := c.tr, c.lt.err
+	tr, err, stopWatch := c.tr, c.lt.err, c.lt.stopWatch
 	c.tr = nil
 	c.mu.Unlock()
+	if stopWatch != nil {
+		stopWatch()
+	}
 	if tr != nil {
 		c.reg.releaseTransport(tr)
 	}

@@ -80,11 +80,11 @@ func (r *Registration) Close() error {
 	// the same registration reports its own close, not the peer's.
 	for _, c := range conns {
 		c.mu.Lock()
-		c.setOwnReason(qerr.ConnectionClosed, errRegistrationClosed)
+		c.setOwnReason(qerr.ConnectionClosed, 0, errRegistrationClosed)
 		c.mu.Unlock()
 	}
 	for _, c := range conns {
-		c.abort(qerr.ConnectionClosed, errRegistrationClosed)
+		c.abort(qerr.ConnectionClosed, 0, errRegistrationClosed)
 	}
 	for _, c := range conns {
 		<-c.lt.done.Done()

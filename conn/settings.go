@@ -58,6 +58,15 @@ type Settings struct {
 	// StreamReceiveWindow is refused.
 	StreamReceiveWindow, ConnectionReceiveWindow uint64
 
+	// SkipHandshakeConfirmation makes a client's Start return as soon as its
+	// handshake completes, one round trip sooner than by default, which
+	// waits until the server has confirmed the handshake when the client
+	// presented a certificate. The price: a server that rejects the client's
+	// certificate is learned of only after Start returned, as a close whose
+	// error matches errors.ErrBadCertificate with Remote set, and what was
+	// sent meanwhile is lost. Servers ignore it.
+	SkipHandshakeConfirmation bool
+
 	// MaxMessageSize bounds the messages of message streams
 	// (OpenSendStream and stream.MessageReader). 0 means 16 MiB; at most
 	// 2^32-1, the largest length the 4-byte prefix holds.

@@ -1,17 +1,36 @@
 package conn
 
-// TLS: what the handshake's callbacks tell the connection about the peer's
-// certificate.
+// TLS: what the handshake's callbacks tell the connection about the
+// certificates, and the watch that keeps the peer's trust live.
 
 import (
+	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+
+	"github.com/quicconn/quicconn/certverify"
+	qerr "github.com/quicconn/quicconn/errors"
 )
 
-// hookTLS makes conf report the peer certificate to c: accepted, it is
-// stored and wakes ReceiveRemoteCertificate; rejected, the reason is kept
-// for the connection's error. The credential's VerifyConnection, where
-// certverify enforces its policy, still decides.
-func (c *Connection) hookTLS(conf *tls.Config) {
+// CodeTrustRevoked is the application error code with which a connection
+// closes when its credential stops trusting the peer (an Untrust call of
+// certverify.Credential): the peer sees Reason ShutdownByPeer with this
+// code and a reason phrase that says its certificate is no longer trusted.
+// It echoes the TLS bad_certificate alert (0x12a) that a handshake would
+// have failed with.
+const CodeTrustRevoked = 0x12a
+
+// hookTLS makes conf report the handshake's certificates to c: the peer's,
+// accepted, is stored, wakes ReceiveRemoteCertificate and is watched for
+// revocation; rejected, the reason is kept for the connection's error. The
+// credential's VerifyConnection, where certverify enforces its policy, still
+// decides. A server passes the context that quic-go made for the
+// connection, which ends with it (not the handshake's, which ends with the
+// handshake), so that a connection that never reaches the pump (refused,
+// or failed in quic-go's queue) still ends its revocation watch; a client's
+// ends in finish.
+func (c *Connection) hookTLS(conf *tls.Config, connCtx context.Context) {
 	vc := conf.VerifyConnection
 	conf.VerifyConnection = func(cs tls.ConnectionState) error {
 		if vc != nil {
@@ -21,19 +40,74 @@ func (c *Connection) hookTLS(conf *tls.Config) {
 			}
 		}
 		if len(cs.PeerCertificates) > 0 {
-			c.mu.Lock()
-			c.peerVerified(cs.PeerCertificates[0])
-			c.mu.Unlock()
+			if err := c.watchTrust(connCtx, cs.PeerCertificates[0]); err != nil {
+				c.setCertErr(err)
+				return err
+			}
 			if testHookCertVerified != nil {
 				testHookCertVerified(c)
 			}
 		}
 		return nil
 	}
+	if gcc := conf.GetClientCertificate; gcc != nil {
+		conf.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cert, err := gcc(cri)
+			c.mu.Lock()
+			c.lt.certRequested = true
+			c.lt.presented = err == nil && cert != nil && len(cert.Certificate) > 0
+			c.mu.Unlock()
+			return cert, err
+		}
+	}
 	if c.opts.keyLog != nil {
 		conf.KeyLogWriter = c.opts.keyLog
 	}
 }
+
+// watchTrust stores leaf, which the credential has just verified, and
+// watches it: every trust change that removes trust re-checks it, and
+// closes the connection once it no longer passes. The check is made once
+// more after the watch began, so that a change that raced with the
+// handshake's verification is not missed; it then fails the handshake.
+func (c *Connection) watchTrust(connCtx context.Context, leaf *x509.Certificate) error {
+	stop := c.cred.OnTrustRemoved(func() { c.recheckTrust(leaf) })
+	if err := c.cred.VerifyTrust(leaf); err != nil {
+		stop()
+		return err
+	}
+	if connCtx != nil {
+		context.AfterFunc(connCtx, func() { stop() })
+	}
+	c.mu.Lock()
+	c.peerVerified(leaf, stop)
+	c.mu.Unlock()
+	return nil
+}
+
+// recheckTrust closes the connection if the credential no longer trusts
+// leaf. It runs on the goroutine of the Untrust call and does not block.
+func (c *Connection) recheckTrust(leaf *x509.Certificate) {
+	err := c.cred.VerifyTrust(leaf)
+	if err == nil {
+		return
+	}
+	c.opts.logger.Warn("quicconn: peer no longer trusted, closing", "registration", c.reg.name, "server", c.isServer, "err", err)
+	c.abort(qerr.TrustRevoked, CodeTrustRevoked, &revokedError{hash: certverify.HashOf(leaf.Raw), err: err})
+}
+
+// revokedError is the cause, and the reason phrase sent to the peer, of a
+// close for revoked trust.
+type revokedError struct {
+	hash certverify.CertHash
+	err  error // the credential's verdict
+}
+
+func (e *revokedError) Error() string {
+	return fmt.Sprintf("certificate no longer trusted (sha256 %x)", e.hash[:])
+}
+
+func (e *revokedError) Unwrap() error { return e.err }
 
 // testHookCertVerified, when set by a test, runs after a peer certificate
 // was verified and stored, still inside the TLS handshake.

@@ -60,9 +60,9 @@ func connection(err error, lt Lifetime) *qerr.ConnectionError {
 // Conn.Context(), or the error of a stream, accept or open call after the
 // connection closed — to a *qerr.ConnectionError whose Err is err.
 //
-//	*quic.ApplicationError, Remote   → ShutdownByPeer{Code, Message}
+//	*quic.ApplicationError, Remote   → ShutdownByPeer{Code, Message, Remote}
 //	*quic.ApplicationError, local    → ShutdownByLocal{Code, Message}
-//	*quic.TransportError             → ShutdownByTransport{Code, Message}
+//	*quic.TransportError             → ShutdownByTransport{Code, Message, Remote}
 //	                                   (TLS alerts are codes 0x100+alert, e.g. 0x12a bad_certificate)
 //	*quic.IdleTimeoutError           → IdleTimeout
 //	*quic.HandshakeTimeoutError      → HandshakeTimeout
@@ -88,10 +88,12 @@ func Connection(err error) *qerr.ConnectionError {
 		}
 		ce.Code = uint64(e.ErrorCode)
 		ce.Message = e.ErrorMessage
+		ce.Remote = e.Remote
 	} else if e, ok := errors.AsType[*quic.TransportError](err); ok {
 		ce.Reason = qerr.ShutdownByTransport
 		ce.Code = uint64(e.ErrorCode)
 		ce.Message = e.ErrorMessage
+		ce.Remote = e.Remote
 		if ce.Message == "" {
 			// A peer's TLS alert arrives as a bare code; name it, e.g.
 			// "tls: no application protocol" for 0x178.
