@@ -93,6 +93,8 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 	if o.keyLog != nil {
 		base.KeyLogWriter = o.keyLog
 	}
+	// Without tickets, clients confirm the handshake by NEW_TOKEN.
+	base.SessionTicketsDisabled = cfg.Settings.DisableResumption
 	tlsConf := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		// Each handshake gets a copy of base whose verification callbacks
@@ -233,6 +235,9 @@ func (c *Connection) attach(qc *quic.Conn, tr *transport) error {
 	c.qc = qc
 	c.tr = tr
 	c.remote = qc.RemoteAddr()
+	if c.cfg.Settings.Allow0RTT {
+		c.setEarly(qc) // streams and datagrams that came as 0-RTT
+	}
 	if c.lt.own.reason != 0 {
 		// Closed (its trust revoked) while it waited in the backlog.
 		c.closeOwnLocked()

@@ -51,6 +51,7 @@ type Connection struct {
 	remote      net.Addr
 	dialCancel  context.CancelCauseFunc
 	alpn        string
+	resumed     bool
 	dgramLocal  bool
 	dgramRemote bool
 	dgrams      *dgram.Queue
@@ -64,6 +65,7 @@ type Connection struct {
 	closeDone               chan struct{}
 	dgramPumpDone           chan struct{} // drainDatagrams has exited
 	handshakeWatchDone      chan struct{} // awaitHandshake has exited; server side only
+	earlyDone               chan struct{} // awaitEarlyHandshake has exited; 0-RTT clients only
 }
 
 func newConnection(reg *Registration, cred *certverify.Credential, o options) *Connection {

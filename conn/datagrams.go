@@ -26,14 +26,21 @@ var datagramProbe [1 << 16]byte
 func (c *Connection) SendDatagram(b []byte) error {
 	const op = "send datagram"
 	qc := c.lt.connected.Load()
+	if qc == nil && !c.isServer {
+		qc = c.lt.early.Load()
+	}
 	if qc == nil {
 		// Not Connected when loaded; the state, read under the lock, says
 		// whether it is not yet or no longer (or became Connected since).
 		c.mu.Lock()
 		state, err := c.lt.state, c.lt.err
 		qc = c.lt.connected.Load()
+		if qc == nil && !c.isServer {
+			qc = c.lt.early.Load()
+		}
 		c.mu.Unlock()
 		switch {
+		case qc != nil:
 		case state < Connected:
 			return qerr.Op(op, qerr.ErrNotStarted)
 		case state > Connected:
@@ -73,7 +80,7 @@ func (e *deniedError) Is(target error) bool { return target == qerr.ErrDatagramD
 // oldest is dropped and counted in Stats.DatagramsDropped.
 func (c *Connection) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 	const op = "receive datagram"
-	if _, err := c.ready(ctx, op); err != nil {
+	if _, err := c.ready(ctx, op, false); err != nil {
 		return nil, err
 	}
 	q := c.dgrams // set before the connection was ready

@@ -4,7 +4,6 @@ package conn
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -44,6 +43,41 @@ func New(reg *Registration, cred *certverify.Credential, opts ...Option) (*Conne
 // shut down it returns the connection's error. Cancelling ctx abandons the
 // handshake: the connection then shuts down with reason ConnectionClosed.
 func (c *Connection) Start(ctx context.Context, cfg *Configuration, host string, port uint16) error {
+	return c.start(ctx, cfg, host, port, false)
+}
+
+// StartEarly is Start for a client that wants to send before the handshake
+// completes: when cfg.Settings.Allow0RTT is set and the Registration holds
+// a session ticket from this server that allows early data, StartEarly
+// returns as soon as the 0-RTT keys are ready, a round trip before Start
+// would. The connection is then still Connecting, yet OpenOutboundStream,
+// OpenSendStream and SendDatagram work as when Connected; it becomes
+// Connected when the handshake completes, and Used0RTT then says whether
+// the server took the early data. Otherwise StartEarly is Start.
+//
+// Early data can be replayed: an attacker who recorded it can send it to
+// the server again, in a connection of its own, and the server cannot tell
+// (RFC 9001, section 9.2). Send early only what is safe to process twice —
+// idempotent requests such as reads, subscriptions or a hello — never a
+// payment, a vote, or anything that changes state; wait for Connected for
+// those. When the server refuses the early data (its ticket keys or
+// settings changed since the ticket, say after a restart), everything sent
+// early fails with an error matching errors.Err0RTTRejected, and the same
+// Connection goes on over 1-RTT: open new streams once it is Connected.
+func (c *Connection) StartEarly(ctx context.Context, cfg *Configuration, host string, port uint16) error {
+	return c.start(ctx, cfg, host, port, true)
+}
+
+// Used0RTT reports whether the server accepted the early data that this
+// client sent after StartEarly. It is false until the connection is
+// Connected, on a server, and when no early data was attempted.
+func (c *Connection) Used0RTT() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lt.used0RTT
+}
+
+func (c *Connection) start(ctx context.Context, cfg *Configuration, host string, port uint16, early bool) error {
 	const op = "start"
 	c.mu.Lock()
 	switch c.lt.state {
@@ -98,12 +132,21 @@ func (c *Connection) Start(ctx context.Context, cfg *Configuration, host string,
 	tlsConf := c.cred.ClientTLSConfig(host, cfg.ALPN)
 	c.hookTLS(tlsConf, nil)
 	confirmed := gate.NewEvent()
-	tlsConf.ClientSessionCache = &confirmingCache{confirmed: confirmed}
+	sc := &sessionCache{key: sessionKey(addr.String(), c.cred.Identity()), confirmed: confirmed}
+	if !cfg.Settings.DisableResumption {
+		sc.store = c.reg.sessions
+	}
+	tlsConf.ClientSessionCache = sc
 	qconf := cfg.Settings.quicConfig(&c.opts)
 	qconf.TokenStore = confirmingTokens{confirmed}
 	budget := cfg.Settings.handshakeTimeout()
 	hctx, hcancel := context.WithTimeoutCause(dialCtx, budget, &handshakeTimeoutError{addr: addr, budget: budget})
-	qc, err := tr.tr.Dial(hctx, addr, tlsConf, qconf)
+	var qc *quic.Conn
+	if early && cfg.Settings.Allow0RTT {
+		qc, err = tr.tr.DialEarly(hctx, addr, tlsConf, qconf)
+	} else {
+		qc, err = tr.tr.Dial(hctx, addr, tlsConf, qconf)
+	}
 	hcancel()
 	if err != nil {
 		cause := context.Cause(hctx)
@@ -131,14 +174,56 @@ func (c *Connection) Start(ctx context.Context, cfg *Configuration, host string,
 		// quic.Conn to close; close it now.
 		c.closeOwnLocked()
 	}
+	inEarly := !isClosed(qc.HandshakeComplete())
+	if inEarly {
+		cs := qc.ConnectionState()
+		c.dgramLocal = cs.SupportsDatagrams.Local
+		c.dgramRemote = cs.SupportsDatagrams.Remote
+		c.earlyDone = make(chan struct{})
+		c.setEarly(qc)
+	}
 	c.mu.Unlock()
 	c.run(qc, time.Time{})
+	if inEarly {
+		go c.awaitEarlyHandshake(qc, confirmed)
+		return nil
+	}
 	if err := c.awaitConfirmation(ctx, qc, confirmed); err != nil {
 		c.abort(qerr.ConnectionClosed, 0, err)
 		return qerr.Op(op, err)
 	}
 	c.handshakeComplete(qc)
 	return c.waitHandshake(ctx, op)
+}
+
+// awaitEarlyHandshake turns the end of a 0-RTT client's handshake into the
+// Connected event. When the server refused the early data, quic-go has
+// failed the early streams with Err0RTTRejected and refuses new ones until
+// NextConnection switches the connection to fresh stream maps, which it
+// does here, so that the same Connection goes on.
+func (c *Connection) awaitEarlyHandshake(qc *quic.Conn, confirmed gate.Event) {
+	defer close(c.earlyDone)
+	select {
+	case <-qc.HandshakeComplete():
+	case <-qc.Context().Done():
+		return
+	}
+	if !qc.ConnectionState().Used0RTT {
+		if _, err := qc.NextConnection(qc.Context()); err != nil {
+			return // closed: the pump reports it
+		}
+	}
+	c.awaitConfirmation(qc.Context(), qc, confirmed)
+	c.handshakeComplete(qc)
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // minConfirmationWait bounds from below how long a client waits for the
@@ -181,20 +266,6 @@ func (c *Connection) awaitConfirmation(ctx context.Context, qc *quic.Conn, confi
 		return context.Cause(ctx)
 	}
 	return nil
-}
-
-// confirmingCache is a client's tls.ClientSessionCache: a session ticket
-// that arrives confirms the handshake.
-type confirmingCache struct {
-	confirmed gate.Event
-}
-
-func (*confirmingCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
-
-func (cc *confirmingCache) Put(_ string, cs *tls.ClientSessionState) {
-	if cs != nil {
-		cc.confirmed.Set()
-	}
 }
 
 // confirmingTokens is a client's quic.TokenStore: a NEW_TOKEN frame, which

@@ -28,6 +28,7 @@ type idNode struct {
 	reg  *conn.Registration
 	cred *certverify.Credential
 	ln   *conn.Listener
+	lnPC *conntest.PacketConn // the listener's socket
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -54,6 +55,7 @@ func (nd *idNode) listen(s conn.Settings) {
 		nd.t.Fatal(err)
 	}
 	nd.t.Cleanup(func() { pc.Close() })
+	nd.lnPC = pc
 	cfg, err := conn.NewConfiguration(idConfig.ALPN, s)
 	if err != nil {
 		nd.t.Fatal(err)

@@ -96,17 +96,24 @@ type lifetime struct {
 	// closes the connection when the credential stops trusting the peer.
 	stopWatch func() bool
 
-	ready     gate.Event // Connected, or never: streams may be opened or never will
-	certKnown gate.Event // cert is set, or never will be
-	done      gate.Event // ShutdownComplete
+	ready      gate.Event // Connected, or never will be
+	earlyReady gate.Event // early is set, or Connected, or never will be
+	certKnown  gate.Event // cert is set, or never will be
+	done       gate.Event // ShutdownComplete
 
 	// connected lets the per-operation paths (streams, datagrams) check the
 	// state without taking mu.
 	connected atomic.Pointer[quic.Conn]
+	// early holds the quic.Conn while a Connecting connection may already
+	// carry early data: a client after StartEarly with 0-RTT keys (to open
+	// streams and send datagrams), a server with Allow0RTT (to accept them).
+	early atomic.Pointer[quic.Conn]
+	// used0RTT is set at Connected when the server accepted early data.
+	used0RTT bool
 }
 
 func newLifetime() lifetime {
-	return lifetime{ready: gate.NewEvent(), certKnown: gate.NewEvent(), done: gate.NewEvent()}
+	return lifetime{ready: gate.NewEvent(), earlyReady: gate.NewEvent(), certKnown: gate.NewEvent(), done: gate.NewEvent()}
 }
 
 // setState moves c to state to, and updates in the same step everything
@@ -130,13 +137,17 @@ func (c *Connection) setState(to State, err *qerr.ConnectionError) bool {
 	switch to {
 	case Connected:
 		lt.connected.Store(c.qc)
+		lt.early.Store(nil)
 		lt.certKnown.Set()
 		lt.ready.Set()
+		lt.earlyReady.Set()
 	case Shutdown, ShutdownComplete:
 		if from < Shutdown {
 			lt.connected.Store(nil)
+			lt.early.Store(nil)
 			lt.certKnown.Set()
 			lt.ready.Set()
+			lt.earlyReady.Set()
 			if c.dgrams != nil {
 				c.dgrams.Close(lt.err)
 			}
@@ -146,6 +157,16 @@ func (c *Connection) setState(to State, err *qerr.ConnectionError) bool {
 		}
 	}
 	return true
+}
+
+// setEarly lets a Connecting connection carry early data on qc (see
+// lifetime.early). c.mu must be held.
+func (c *Connection) setEarly(qc *quic.Conn) {
+	if c.lt.state != Connecting {
+		return
+	}
+	c.lt.early.Store(qc)
+	c.lt.earlyReady.Set()
 }
 
 // closeError maps the cause with which quic-go closed the connection to the

@@ -53,6 +53,8 @@ func (c *Connection) handshakeComplete(qc *quic.Conn) {
 	}
 	if c.lt.state == Connecting {
 		c.alpn = cs.TLS.NegotiatedProtocol
+		c.resumed = cs.TLS.DidResume
+		c.lt.used0RTT = cs.Used0RTT
 		c.dgramLocal = cs.SupportsDatagrams.Local
 		c.dgramRemote = cs.SupportsDatagrams.Remote
 		c.setState(Connected, nil)
@@ -70,13 +72,13 @@ func (c *Connection) closed(qc *quic.Conn) {
 	c.mu.Lock()
 	c.closedBy(context.Cause(qc.Context()))
 	c.closeSeen = true // no close goroutine starts after this
-	drained, closing, hs := c.dgramPumpDone, c.closeDone, c.handshakeWatchDone
+	drained, closing, hs, early := c.dgramPumpDone, c.closeDone, c.handshakeWatchDone, c.earlyDone
 	if !c.closeStarted {
 		closing = nil
 	}
 	c.mu.Unlock()
 	// Every goroutine of the connection has exited at ShutdownComplete.
-	for _, done := range []chan struct{}{drained, closing, hs} {
+	for _, done := range []chan struct{}{drained, closing, hs, early} {
 		if done != nil {
 			<-done
 		}

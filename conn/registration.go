@@ -35,6 +35,7 @@ type Registration struct {
 	conns      map[*Connection]struct{}
 	listeners  map[*Listener]struct{}
 	transports map[any]*transport
+	sessions   *sessionStore // its clients' TLS session tickets
 	// idle's condition is set while the registration owns no live
 	// connection or listener; it is updated under mu with every change of
 	// conns and listeners.
@@ -49,6 +50,7 @@ func NewRegistration(name string) *Registration {
 		conns:      make(map[*Connection]struct{}),
 		listeners:  make(map[*Listener]struct{}),
 		transports: make(map[any]*transport),
+		sessions:   newSessionStore(),
 		idle:       gate.New(true),
 	}
 }

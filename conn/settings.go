@@ -58,6 +58,23 @@ type Settings struct {
 	// StreamReceiveWindow is refused.
 	StreamReceiveWindow, ConnectionReceiveWindow uint64
 
+	// Allow0RTT enables early data (0-RTT): a server accepts it and hands
+	// out the streams and datagrams that come with it while the connection
+	// is still Connecting; a client may send it after StartEarly, when it
+	// holds a ticket from the server that allows it. Early data can be
+	// replayed by an attacker: read StartEarly before turning it on. Both
+	// sides must set it.
+	Allow0RTT bool
+
+	// DisableResumption turns TLS session resumption off. By default a
+	// client keeps the session tickets that servers send, in its
+	// Registration, and offers one when it connects to the same server
+	// address again, which saves the certificate exchange and its
+	// signatures (see Connection.Resumed); a server issues tickets. A
+	// resumed handshake is still checked against the current trust on both
+	// sides.
+	DisableResumption bool
+
 	// SkipHandshakeConfirmation makes a client's Start return as soon as its
 	// handshake completes, one round trip sooner than by default, which
 	// waits until the server has confirmed the handshake when the client
@@ -203,6 +220,7 @@ func (s *Settings) quicConfig(o *options) *quic.Config {
 		MaxIncomingStreams:    or(s.PeerBidiStreamCount, DefaultPeerStreamCount),
 		MaxIncomingUniStreams: or(s.PeerUniStreamCount, DefaultPeerStreamCount),
 		EnableDatagrams:       s.DatagramReceiveEnabled,
+		Allow0RTT:             s.Allow0RTT,
 		// QUIC promises only 1200-byte UDP payloads (RFC 9000, section 14).
 		// quic-go starts at 1280 and falls back only on EMSGSIZE, so a path
 		// that silently drops larger packets would never complete a

@@ -15,10 +15,18 @@ import (
 
 // ready waits until the connection is Connected and returns its quic.Conn,
 // or reports why it never will be: ErrNotStarted in state Open, the
-// connection's error once it is shutting down.
-func (c *Connection) ready(ctx context.Context, op string) (*quic.Conn, error) {
+// connection's error once it is shutting down. An operation that opens
+// (opening, true) may proceed early on a client with 0-RTT keys, one that
+// accepts on a server with Allow0RTT (see lifetime.early).
+func (c *Connection) ready(ctx context.Context, op string, opening bool) (*quic.Conn, error) {
 	if qc := c.lt.connected.Load(); qc != nil {
 		return qc, nil
+	}
+	early := opening != c.isServer
+	if early {
+		if qc := c.lt.early.Load(); qc != nil {
+			return qc, nil
+		}
 	}
 	c.mu.Lock()
 	state := c.lt.state
@@ -26,10 +34,17 @@ func (c *Connection) ready(ctx context.Context, op string) (*quic.Conn, error) {
 	if state == Open {
 		return nil, qerr.Op(op, qerr.ErrNotStarted)
 	}
-	if err := c.lt.ready.Wait(ctx); err != nil {
+	ev := c.lt.ready
+	if early {
+		ev = c.lt.earlyReady
+	}
+	if err := ev.Wait(ctx); err != nil {
 		return nil, qerr.Op(op, err)
 	}
 	if qc := c.lt.connected.Load(); qc != nil {
+		return qc, nil
+	}
+	if qc := c.lt.early.Load(); qc != nil && early {
 		return qc, nil
 	}
 	c.mu.Lock()
@@ -53,6 +68,9 @@ func (c *Connection) openError(ctx context.Context, op string, err error) error 
 	if _, ok := errors.AsType[*quic.StreamLimitReachedError](err); ok {
 		return qerr.Op(op, qerr.ErrLimitReached)
 	}
+	if errors.Is(err, quic.Err0RTTRejected) {
+		return qerr.Op(op, quicerr.Rejected0RTT(err))
+	}
 	return c.opError(ctx, op, err)
 }
 
@@ -66,7 +84,7 @@ func (c *Connection) OpenOutboundStream(ctx context.Context, t stream.Type, fail
 	if t != stream.Bidirectional && t != stream.Unidirectional {
 		return nil, qerr.Op(op, &qerr.ConfigError{Field: "stream.Type", Reason: "unknown type " + strconv.Itoa(int(t))})
 	}
-	qc, err := c.ready(ctx, op)
+	qc, err := c.ready(ctx, op, true)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +123,7 @@ func (c *Connection) OpenOutboundStream(ctx context.Context, t stream.Type, fail
 // stream credit like OpenOutboundStream.
 func (c *Connection) OpenSendStream(ctx context.Context) (*stream.SendStream, error) {
 	const op = "open send stream"
-	qc, err := c.ready(ctx, op)
+	qc, err := c.ready(ctx, op, true)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +141,7 @@ func (c *Connection) OpenSendStream(ctx context.Context) (*stream.SendStream, er
 // opened, waiting for one if none is queued.
 func (c *Connection) AcceptInboundStream(ctx context.Context) (*stream.Stream, error) {
 	const op = "accept stream"
-	qc, err := c.ready(ctx, op)
+	qc, err := c.ready(ctx, op, false)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +160,7 @@ func (c *Connection) AcceptInboundStream(ctx context.Context) (*stream.Stream, e
 // stream.MessageReader to read a peer's SendStream.
 func (c *Connection) AcceptInboundUniStream(ctx context.Context) (*stream.ReadStream, error) {
 	const op = "accept uni stream"
-	qc, err := c.ready(ctx, op)
+	qc, err := c.ready(ctx, op, false)
 	if err != nil {
 		return nil, err
 	}

@@ -156,6 +156,7 @@ func Read(err error, lt Lifetime) error {
 //	*quic.StreamError        → *qerr.StreamError{Kind: Stopped, Code, Remote}
 //	                           (Remote: the peer sent STOP_SENDING; local: CancelWrite was called)
 //	quic.ErrStreamClosed     → an error matching qerr.ErrFinished (write after Close)
+//	quic.Err0RTTRejected     → an error matching qerr.Err0RTTRejected
 //	connection-level error   → *qerr.ConnectionError (lt's, else see [Connection])
 //	anything else            → qerr.Internal(err)
 //
@@ -178,6 +179,9 @@ func stream(err error, kind qerr.StreamErrorKind, lt Lifetime) error {
 	if e, ok := errors.AsType[*quic.StreamError](err); ok {
 		return &qerr.StreamError{Kind: kind, Code: uint64(e.ErrorCode), Remote: e.Remote, Err: err}
 	}
+	if errors.Is(err, quic.Err0RTTRejected) {
+		return Rejected0RTT(err)
+	}
 	if IsConnectionError(err) {
 		return connection(err, lt)
 	}
@@ -185,6 +189,13 @@ func stream(err error, kind qerr.StreamErrorKind, lt Lifetime) error {
 		return &sentinelError{sentinel: qerr.ErrFinished, err: err}
 	}
 	return qerr.Internal(err)
+}
+
+// Rejected0RTT maps quic-go's quic.Err0RTTRejected, which early streams and
+// opens return once the server refused the client's early data, to an
+// error matching qerr.Err0RTTRejected with err kept reachable.
+func Rejected0RTT(err error) error {
+	return &sentinelError{sentinel: qerr.Err0RTTRejected, err: err}
 }
 
 // sentinelError is a taxonomy sentinel with the quic-go error that caused it

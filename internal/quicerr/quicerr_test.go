@@ -211,7 +211,8 @@ func TestReadWrite(t *testing.T) {
 		{"read of ErrStreamClosed is internal", Read, quic.ErrStreamClosed, matches(qerr.ErrInternal, quic.ErrStreamClosed)},
 		{"read unknown is internal", Read, other, matches(qerr.ErrInternal, other)},
 		{"write unknown is internal", Write, other, matches(qerr.ErrInternal, other)},
-		{"0-RTT rejection is internal", Write, quic.Err0RTTRejected, matches(qerr.ErrInternal, quic.Err0RTTRejected)},
+		{"write of 0-RTT rejection", Write, quic.Err0RTTRejected, matches(qerr.Err0RTTRejected, quic.Err0RTTRejected)},
+		{"read of 0-RTT rejection", Read, quic.Err0RTTRejected, matches(qerr.Err0RTTRejected, quic.Err0RTTRejected)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

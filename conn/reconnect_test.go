@@ -1,0 +1,255 @@
+package conn_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/quicconn/quicconn/conn"
+	"github.com/quicconn/quicconn/conntest"
+	qerr "github.com/quicconn/quicconn/errors"
+	"github.com/quicconn/quicconn/stream"
+)
+
+// serveAll accepts every connection of srv until its registration closes.
+func serveAll(ctx context.Context, srv *idNode) {
+	go func() {
+		for {
+			s, err := srv.ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			go s.Accept(ctx)
+		}
+	}()
+}
+
+// TestResumption: a client's second connection to a server resumes the
+// first one's TLS session; a client of another Registration does not, and
+// neither does one with DisableResumption on either side.
+func TestResumption(t *testing.T) {
+	for _, tt := range []struct {
+		name                 string
+		serverOff, clientOff bool
+		otherRegistration    bool
+		wantResumed          bool
+	}{
+		{"second connection resumed", false, false, false, true},
+		{"another registration has no ticket", false, false, true, false},
+		{"DisableResumption on the client", false, true, false, false},
+		{"DisableResumption on the server", true, false, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond})
+				srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
+				trustEachOther(srv, cli)
+				srv.listen(conn.Settings{DisableResumption: tt.serverOff})
+				ctx := context.Background()
+				serveAll(ctx, srv)
+				cs := conn.Settings{DisableResumption: tt.clientOff}
+				first, err := cli.dial(ctx, srv, cs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first.Resumed() {
+					t.Fatal("the first connection was resumed")
+				}
+				if tt.otherRegistration {
+					other := conn.NewRegistration("other")
+					t.Cleanup(func() { other.Close() })
+					cli.reg = other
+				}
+				second, err := cli.dial(ctx, srv, cs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := second.Resumed(); got != tt.wantResumed {
+					t.Errorf("second connection Resumed = %v, want %v", got, tt.wantResumed)
+				}
+				if id, ok := second.RemoteIdentity(); !ok || id != srv.hash() {
+					t.Errorf("resumed RemoteIdentity = %v, %v; want the server's %v", id, ok, srv.hash())
+				}
+			})
+		})
+	}
+}
+
+// TestResumptionHonoursRevocation: a peer whose trust was removed after its
+// ticket was issued cannot come back on the ticket, in either direction.
+func TestResumptionHonoursRevocation(t *testing.T) {
+	for _, revoker := range []string{"server", "client"} {
+		t.Run(revoker+" revokes", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond})
+				srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
+				trustEachOther(srv, cli)
+				srv.listen(conn.Settings{})
+				ctx := context.Background()
+				serveAll(ctx, srv)
+				first, err := cli.dial(ctx, srv, conn.Settings{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if revoker == "server" {
+					srv.cred.UntrustHashes(cli.hash())
+				} else {
+					cli.cred.UntrustHashes(srv.hash())
+				}
+				<-first.WatchShutdown()
+				again, err := cli.dial(ctx, srv, conn.Settings{})
+				if !errors.Is(err, qerr.ErrBadCertificate) {
+					t.Fatalf("Start after revocation = %v (resumed %v), want ErrBadCertificate", err, again.Resumed())
+				}
+			})
+		})
+	}
+}
+
+// echoServer answers every bidirectional stream of every connection of srv
+// with what it read, while srv's listener runs.
+func echoServer(ctx context.Context, srv *idNode) {
+	go func() {
+		for {
+			s, err := srv.ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			go func() {
+				for {
+					st, err := s.AcceptInboundStream(ctx)
+					if err != nil {
+						return
+					}
+					go func() {
+						b, _ := io.ReadAll(st)
+						st.Write(b)
+						st.Close()
+					}()
+				}
+			}()
+			go s.Accept(ctx)
+		}
+	}()
+}
+
+// request sends msg on a new stream of c and returns when the first byte of
+// the answer arrives, with the whole answer.
+func request(ctx context.Context, c *conn.Connection, msg string) (string, error) {
+	st, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+	if err != nil {
+		return "", err
+	}
+	if _, err := st.WriteChunks([][]byte{[]byte(msg)}, true); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(st)
+	return string(b), err
+}
+
+// TestZeroRTT: on a 20 ms one-way link, a request sent with StartEarly on a
+// resumed session is answered a round trip sooner than after Start, and
+// Used0RTT says the server took it. The figures: time from the start of the
+// connection to the answer, full / resumed / 0-RTT.
+func TestZeroRTT(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := conntest.NewNetwork(conntest.Link{Delay: 20 * time.Millisecond})
+		srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
+		trustEachOther(srv, cli)
+		s := conn.Settings{Allow0RTT: true}
+		srv.listen(s)
+		ctx := context.Background()
+		echoServer(ctx, srv)
+		timed := func(early bool) (time.Duration, *conn.Connection) {
+			t.Helper()
+			pc, err := n.ListenPacket(cli.host + ":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pc.Close() })
+			cfg, _ := conn.NewConfiguration(idConfig.ALPN, s)
+			c, _ := conn.New(cli.reg, cli.cred, conn.WithPacketConn(pc), conn.WithLogger(quiet))
+			begin := time.Now()
+			start := c.Start
+			if early {
+				start = c.StartEarly
+			}
+			if err := start(ctx, cfg, srv.host, 4433); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := request(ctx, c, "ping"); err != nil || got != "ping" {
+				t.Fatalf("request = %q, %v", got, err)
+			}
+			return time.Since(begin), c
+		}
+		full, _ := timed(false)
+		resumed, rc := timed(false)
+		zero, zc := timed(true)
+		t.Logf("first answer on a 20 ms link: full %v, resumed %v, 0-RTT %v", full, resumed, zero)
+		if !rc.Resumed() {
+			t.Error("second connection not resumed")
+		}
+		if !zc.Used0RTT() || !zc.Resumed() {
+			t.Errorf("StartEarly connection: Used0RTT %v, Resumed %v; want both", zc.Used0RTT(), zc.Resumed())
+		}
+		if resumed-zero < 40*time.Millisecond {
+			t.Errorf("0-RTT answered after %v, resumed after %v: want at least one 40 ms round trip sooner", zero, resumed)
+		}
+	})
+}
+
+// TestZeroRTTRejected: after a server restart (new ticket keys), early data
+// fails with Err0RTTRejected, and a new stream on the same Connection works
+// once it is Connected.
+func TestZeroRTTRejected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := conntest.NewNetwork(conntest.Link{Delay: 20 * time.Millisecond})
+		srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
+		trustEachOther(srv, cli)
+		s := conn.Settings{Allow0RTT: true}
+		srv.listen(s)
+		ctx := context.Background()
+		echoServer(ctx, srv)
+		if _, err := cli.dial(ctx, srv, s); err != nil { // the ticket
+			t.Fatal(err)
+		}
+
+		// The restart: a new registration and listener with the same
+		// identity, whose TLS session ticket keys are new.
+		srv.reg.Close()
+		srv.lnPC.Close()
+		srv.reg = conn.NewRegistration("restarted")
+		t.Cleanup(func() { srv.reg.Close() })
+		srv.listen(s)
+		echoServer(ctx, srv)
+
+		pc, err := n.ListenPacket(cli.host + ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		cfg, _ := conn.NewConfiguration(idConfig.ALPN, s)
+		c, _ := conn.New(cli.reg, cli.cred, conn.WithPacketConn(pc), conn.WithLogger(quiet))
+		if err := c.StartEarly(ctx, cfg, srv.host, 4433); err != nil {
+			t.Fatal(err)
+		}
+		if c.State() != conn.Connecting {
+			t.Fatalf("after StartEarly with a ticket: %v, want Connecting with early keys", c.State())
+		}
+		if _, err := request(ctx, c, "early"); !errors.Is(err, qerr.Err0RTTRejected) {
+			t.Fatalf("early request = %v, want Err0RTTRejected", err)
+		}
+		if err := c.Start(ctx, cfg, srv.host, 4433); err != nil { // waits for Connected
+			t.Fatal(err)
+		}
+		if c.Used0RTT() {
+			t.Error("Used0RTT after a rejection")
+		}
+		if got, err := request(ctx, c, "again"); err != nil || got != "again" {
+			t.Fatalf("request after the rejection = %q, %v", got, err)
+		}
+	})
+}
