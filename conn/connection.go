@@ -56,6 +56,10 @@ type Connection struct {
 	dgramRemote bool
 	dgrams      *dgram.Queue
 	finalStats  quic.ConnectionStats
+	// oldTransports are the sockets a migrated client left, which quic-go
+	// keeps the connection registered on until it ends.
+	oldTransports              []*transport
+	pathsValidated, migrations uint64
 
 	// The pump's goroutines, each waited for at ShutdownComplete (close.go).
 	// closeStarted is set when a goroutine has been started to close qc,

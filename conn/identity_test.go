@@ -22,13 +22,14 @@ import (
 // A mesh node for the identity tests: its own Registration, credential and
 // socket on a conntest network, inside a synctest bubble.
 type idNode struct {
-	t    *testing.T
-	net  *conntest.Network
-	host string
-	reg  *conn.Registration
-	cred *certverify.Credential
-	ln   *conn.Listener
-	lnPC *conntest.PacketConn // the listener's socket
+	t     *testing.T
+	net   *conntest.Network
+	host  string
+	reg   *conn.Registration
+	cred  *certverify.Credential
+	ln    *conn.Listener
+	lnPC  *conntest.PacketConn   // the listener's socket
+	socks []*conntest.PacketConn // the sockets dial opened
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -74,6 +75,7 @@ func (nd *idNode) dial(ctx context.Context, srv *idNode, s conn.Settings) (*conn
 		nd.t.Fatal(err)
 	}
 	nd.t.Cleanup(func() { pc.Close() })
+	nd.socks = append(nd.socks, pc)
 	cfg, err := conn.NewConfiguration(idConfig.ALPN, s)
 	if err != nil {
 		nd.t.Fatal(err)
@@ -93,6 +95,17 @@ func (nd *idNode) accept(ctx context.Context) (*conn.Connection, error) {
 		nd.t.Fatalf("Listener.Accept: %v", err)
 	}
 	return s, s.Accept(ctx)
+}
+
+// socket returns the client socket of nd at addr, opened by dial.
+func (nd *idNode) socket(t *testing.T, addr string) *conntest.PacketConn {
+	for _, pc := range nd.socks {
+		if pc.LocalAddr().String() == addr {
+			return pc
+		}
+	}
+	t.Fatalf("no socket of %s at %s", nd.host, addr)
+	return nil
 }
 
 func (nd *idNode) hash() certverify.CertHash {

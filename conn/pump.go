@@ -93,14 +93,17 @@ func (c *Connection) closed(qc *quic.Conn) {
 // finish releases what the connection holds and marks it ShutdownComplete.
 func (c *Connection) finish() {
 	c.mu.Lock()
-	tr, err, stopWatch := c.tr, c.lt.err, c.lt.stopWatch
-	c.tr = nil
+	tr, old, err, stopWatch := c.tr, c.oldTransports, c.lt.err, c.lt.stopWatch
+	c.tr, c.oldTransports = nil, nil
 	c.mu.Unlock()
 	if stopWatch != nil {
 		stopWatch()
 	}
 	if tr != nil {
 		c.reg.releaseTransport(tr)
+	}
+	for _, t := range old {
+		c.reg.releaseTransport(t)
 	}
 	if c.opts.logger.Enabled(context.Background(), slog.LevelDebug) {
 		c.opts.logger.Debug("quicconn: shutdown complete", "registration", c.reg.name, "server", c.isServer, "err", err)

@@ -2,6 +2,7 @@ package conn_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"testing"
@@ -251,5 +252,168 @@ func TestZeroRTTRejected(t *testing.T) {
 		if got, err := request(ctx, c, "again"); err != nil || got != "again" {
 			t.Fatalf("request after the rejection = %q, %v", got, err)
 		}
+	})
+}
+
+// transfer4MiB sends 4 MiB on a new stream of c, calling midway when half
+// is written, and returns whether the server read it intact.
+func transfer4MiB(t *testing.T, ctx context.Context, c, s *conn.Connection, midway func()) {
+	t.Helper()
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	want := sha256.Sum256(data)
+	got := make(chan [32]byte, 1)
+	go func() {
+		st, err := s.AcceptInboundStream(ctx)
+		if err != nil {
+			t.Error(err)
+			got <- [32]byte{}
+			return
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, st); err != nil {
+			t.Error(err)
+		}
+		var sum [32]byte
+		h.Sum(sum[:0])
+		got <- sum
+	}()
+	st, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(data[:len(data)/2]); err != nil {
+		t.Fatal(err)
+	}
+	midway()
+	if _, err := st.Write(data[len(data)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if sum := <-got; sum != want {
+		t.Fatalf("server read SHA-256 %x, want %x", sum, want)
+	}
+}
+
+// TestMigrate: a 4 MiB transfer survives a client's Migrate to a new socket
+// mid-flight, and a NAT rebinding of the client's address, intact; LocalAddr
+// and Stats follow.
+func TestMigrate(t *testing.T) {
+	for _, how := range []string{"Migrate", "NAT rebinding"} {
+		t.Run(how, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond, Bandwidth: 50 << 20})
+				srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
+				trustEachOther(srv, cli)
+				srv.listen(conn.Settings{})
+				ctx := context.Background()
+				c, s := connectPair(t, ctx, cli, srv)
+				before, _ := c.LocalAddr()
+				transfer4MiB(t, ctx, c, s, func() {
+					switch how {
+					case "Migrate":
+						pc, err := n.ListenPacket("10.0.0.3:0")
+						if err != nil {
+							t.Fatal(err)
+						}
+						t.Cleanup(func() { pc.Close() })
+						if err := c.Migrate(ctx, conn.WithPacketConn(pc)); err != nil {
+							t.Fatalf("Migrate: %v", err)
+						}
+						if after, _ := c.LocalAddr(); after.String() != pc.LocalAddr().String() {
+							t.Errorf("LocalAddr after Migrate = %v, want %v (was %v)", after, pc.LocalAddr(), before)
+						}
+						if st := c.Stats(); st.PathsValidated != 1 || st.Migrations != 1 {
+							t.Errorf("Stats: %d paths validated, %d migrations; want 1, 1", st.PathsValidated, st.Migrations)
+						}
+					case "NAT rebinding":
+						// The client's socket is the first one opened on its host
+						// after the listener's: find it through LocalAddr.
+						la, _ := c.LocalAddr()
+						pc := cli.socket(t, la.String())
+						if err := pc.Rebind("10.0.0.9:40000"); err != nil {
+							t.Fatal(err)
+						}
+					}
+				})
+				if c.State() != conn.Connected || s.State() != conn.Connected {
+					t.Errorf("after the transfer: client %v, server %v", c.State(), s.State())
+				}
+			})
+		})
+	}
+}
+
+// TestMigrateStates: Migrate works only on a Connected client.
+func TestMigrateStates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond})
+		srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
+		trustEachOther(srv, cli)
+		srv.listen(conn.Settings{})
+		ctx := context.Background()
+
+		open, _ := conn.New(cli.reg, cli.cred)
+		if err := open.Migrate(ctx); !errors.Is(err, qerr.ErrNotStarted) {
+			t.Errorf("Migrate on Open = %v, want ErrNotStarted", err)
+		}
+		c, s := connectPair(t, ctx, cli, srv)
+		if err := s.Migrate(ctx); !errors.Is(err, conn.ErrServerMigration) {
+			t.Errorf("Migrate on a server = %v, want ErrServerMigration", err)
+		}
+		c.ShutdownAndWait(ctx, 0)
+		if err := c.Migrate(ctx); !errors.Is(err, qerr.ErrConnectionLost) {
+			t.Errorf("Migrate after shutdown = %v, want the connection's error", err)
+		}
+
+		// Connecting: a server that never answers.
+		silent, _ := n.ListenPacket("10.0.0.5:4433")
+		defer silent.Close()
+		pc, _ := n.ListenPacket("10.0.0.2:0")
+		defer pc.Close()
+		connecting, _ := conn.New(cli.reg, cli.cred, conn.WithPacketConn(pc))
+		sctx, cancel := context.WithCancel(ctx)
+		go connecting.Start(sctx, idConfig, "10.0.0.5", 4433)
+		synctest.Wait()
+		if err := connecting.Migrate(ctx); !errors.Is(err, qerr.ErrNotStarted) {
+			t.Errorf("Migrate on Connecting = %v, want ErrNotStarted", err)
+		}
+		cancel()
+	})
+}
+
+// TestPriority: over a bandwidth-limited link, an urgent stream opened after
+// a bulk one finishes first.
+func TestPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, server := conntest.NewPair(t, conntest.WithLink(conntest.Link{Delay: 5 * time.Millisecond, Bandwidth: 1 << 20}))
+		ctx := context.Background()
+		finished := make(chan string, 2)
+		go func() {
+			for range 2 {
+				st, err := server.AcceptInboundStream(ctx)
+				if err != nil {
+					return
+				}
+				go func() {
+					b, _ := io.ReadAll(st)
+					finished <- string(b[:4])
+				}()
+			}
+		}()
+		payload := func(tag string) []byte { return append([]byte(tag), make([]byte, 1<<20)...) }
+		bulk, _ := client.OpenOutboundStream(ctx, stream.Bidirectional, false)
+		bulk.SetPriority(7, false)
+		go bulk.WriteChunks([][]byte{payload("bulk")}, true)
+		synctest.Wait()
+		urgent, _ := client.OpenOutboundStream(ctx, stream.Bidirectional, false)
+		urgent.SetPriority(0, false)
+		go urgent.WriteChunks([][]byte{payload("urgt")}, true)
+		if first := <-finished; first != "urgt" {
+			t.Errorf("first stream to finish: %q, want the urgent one", first)
+		}
+		<-finished
 	})
 }

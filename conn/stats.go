@@ -22,6 +22,9 @@ type Stats struct {
 	// before ReceiveDatagram took them. DatagramsQueued is how many wait in
 	// the queue now.
 	DatagramsReceived, DatagramsDropped, DatagramsQueued uint64
+	// PathsValidated counts the new paths that Migrate probed and the
+	// server validated, and Migrations the switches to one of them.
+	PathsValidated, Migrations uint64
 }
 
 // Stats returns the connection's counters. After shutdown it keeps returning
@@ -29,6 +32,7 @@ type Stats struct {
 func (c *Connection) Stats() Stats {
 	c.mu.Lock()
 	qc, final, q := c.qc, c.finalStats, c.dgrams
+	paths, migrations := c.pathsValidated, c.migrations
 	done := c.lt.state == ShutdownComplete
 	c.mu.Unlock()
 	if qc != nil && !done {
@@ -45,6 +49,8 @@ func (c *Connection) Stats() Stats {
 		StreamsOpened:   c.streamsOpened.Load(),
 		StreamsAccepted: c.streamsAccepted.Load(),
 		DatagramsSent:   c.datagramsSent.Load(),
+		PathsValidated:  paths,
+		Migrations:      migrations,
 	}
 	if q != nil {
 		ds := q.Stats()
