@@ -243,11 +243,11 @@ fn verify_self_signature(der: &[u8], p: &Parsed<'_>) -> Result<(), &'static str>
     const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
     const RSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
     let (oid, _) = expect(p.sig_alg, 0x06, "signature algorithm is not an OID")?;
-    let algs: &[&webpki::SignatureAlgorithm] = match oid.body {
-        ECDSA_SHA256 => &[&webpki::ECDSA_P256_SHA256, &webpki::ECDSA_P384_SHA256],
-        ECDSA_SHA384 => &[&webpki::ECDSA_P384_SHA384, &webpki::ECDSA_P256_SHA384],
-        OID_ED25519 => &[&webpki::ED25519],
-        RSA_SHA256 => &[&webpki::RSA_PKCS1_2048_8192_SHA256],
+    let algs: Vec<&webpki::SignatureAlgorithm> = match oid.body {
+        ECDSA_SHA256 => vec![&webpki::ECDSA_P256_SHA256, &webpki::ECDSA_P384_SHA256],
+        ECDSA_SHA384 => vec![&webpki::ECDSA_P384_SHA384, &webpki::ECDSA_P256_SHA384],
+        OID_ED25519 => vec![&webpki::ED25519],
+        RSA_SHA256 => vec![&webpki::RSA_PKCS1_2048_8192_SHA256],
         _ => return Err("unsupported signature algorithm"),
     };
     let ee = webpki::EndEntityCert::try_from(der).map_err(|_| "webpki cannot parse it")?;
