@@ -223,8 +223,10 @@ func TestScript(t *testing.T) {
 						}
 					}
 					if !goDrives {
-						if _, err := p.peer.expect(ctx, "pass datagrams "); err != nil {
+						if line, err := p.peer.expect(ctx, "pass datagrams "); err != nil {
 							t.Error(err)
+						} else {
+							t.Logf("quinn: datagrams %s", line)
 						}
 					}
 				})
