@@ -55,8 +55,13 @@ func (t *Transport) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Close sends GOAWAY on every connection, closes them with H3_NO_ERROR
-// and releases their goroutines. Requests still running fail.
+// Close closes every connection with H3_NO_ERROR and releases their
+// goroutines. Requests still running fail.
+//
+// It sends no GOAWAY first. A client's GOAWAY only limits the server's
+// pushes (RFC 9114 section 5.2), and this client allows none; and the
+// CONNECTION_CLOSE that follows at once would overtake it, since QUIC drops
+// stream data still unsent when a connection closes.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	t.closed = true
@@ -67,8 +72,6 @@ func (t *Transport) Close() error {
 	for _, cc := range conns {
 		<-cc.ready
 		if cc.sess != nil {
-			// A client's GOAWAY carries a push ID; we allowed no push.
-			_ = cc.sess.sendGoAway(0)
 			cc.sess.close(h3wire.NoError)
 		}
 	}
@@ -137,7 +140,7 @@ func (t *Transport) getConn(ctx context.Context, authority string) (*session, er
 
 func (t *Transport) dial(ctx context.Context, reg *conn.Registration, authority string) (*session, error) {
 	if t.Credential == nil {
-		return nil, errors.New("h3: Transport.Credential is nil: choose a trust policy")
+		return nil, errors.New("no trust policy: Transport.Credential is nil")
 	}
 	host, portStr, err := net.SplitHostPort(authority)
 	if err != nil {
@@ -145,7 +148,7 @@ func (t *Transport) dial(ctx context.Context, reg *conn.Registration, authority 
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
-		return nil, fmt.Errorf("h3: bad port in %q", authority)
+		return nil, fmt.Errorf("bad port in %q", authority)
 	}
 	cfg, err := conn.NewConfiguration([]string{"h3"}, t.Settings)
 	if err != nil {
@@ -177,7 +180,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			_ = req.Body.Close()
 		}
-		return nil, fmt.Errorf("h3: unsupported scheme %q", req.URL.Scheme)
+		return nil, fmt.Errorf("unsupported scheme %q", req.URL.Scheme)
 	}
 	authority := req.URL.Host
 	if req.URL.Port() == "" {

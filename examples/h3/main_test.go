@@ -93,6 +93,9 @@ func TestClientTrust(t *testing.T) {
 			if code == 0 || !strings.Contains(stderr.String(), tc.wantErr) {
 				t.Fatalf("exit %d, want failure mentioning %q\nstderr:\n%s", code, tc.wantErr, stderr.String())
 			}
+			if strings.Contains(stderr.String(), "h3: h3:") {
+				t.Errorf("doubled prefix in %q", stderr.String())
+			}
 		})
 	}
 }
