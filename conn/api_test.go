@@ -14,6 +14,7 @@ import (
 	"github.com/quicconn/quicconn/certverify"
 	"github.com/quicconn/quicconn/conn"
 	"github.com/quicconn/quicconn/conntest"
+	qerr "github.com/quicconn/quicconn/errors"
 	"github.com/quicconn/quicconn/stream"
 )
 
@@ -58,6 +59,16 @@ var (
 	_ func(*conn.Connection) <-chan struct{}                                                     = (*conn.Connection).WatchShutdown
 	_ func(*conn.Connection) error                                                               = (*conn.Connection).Err
 	_ func(*conn.Connection) conn.Stats                                                          = (*conn.Connection).Stats
+	_ func(*conn.Connection) (certverify.CertHash, bool)                                         = (*conn.Connection).RemoteIdentity
+	_ func(*conn.Connection, context.Context, *conn.Configuration, string, uint16) error         = (*conn.Connection).StartEarly
+	_ func(*conn.Connection) bool                                                                = (*conn.Connection).Used0RTT
+	_ func(*conn.Connection) bool                                                                = (*conn.Connection).Resumed
+	_ func(*conn.Connection, context.Context, ...conn.Option) error                              = (*conn.Connection).Migrate
+	_ func(*stream.Stream, int8, bool)                                                           = (*stream.Stream).SetPriority
+	_ func(*stream.WriteStream, int8, bool)                                                      = (*stream.WriteStream).SetPriority
+	_ func(*stream.SendStream, int8, bool)                                                       = (*stream.SendStream).SetPriority
+	_ func(io.Writer, int) *stream.MessageWriter                                                 = stream.NewMessageWriter
+	_ func(*stream.MessageWriter, []byte) error                                                  = (*stream.MessageWriter).WriteMessage
 
 	_ io.ReadWriteCloser                                             = (*stream.Stream)(nil)
 	_ func(*stream.Stream) int64                                     = (*stream.Stream).ID
@@ -100,7 +111,11 @@ var (
 // checks the ClientAuth names, which configuration files spell out.
 func TestAPIShapes(t *testing.T) {
 	_ = conn.Settings{IdleTimeout: 0, HandshakeTimeout: 0, KeepAlive: 0, PeerBidiStreamCount: 0, PeerUniStreamCount: 0,
-		DatagramReceiveEnabled: false, DatagramQueueLen: 0, StreamReceiveWindow: 0, ConnectionReceiveWindow: 0, MaxMessageSize: 0}
+		DatagramReceiveEnabled: false, DatagramQueueLen: 0, StreamReceiveWindow: 0, ConnectionReceiveWindow: 0, MaxMessageSize: 0,
+		Allow0RTT: false, DisableResumption: false, SkipHandshakeConfirmation: false}
+	_ = qerr.Err0RTTRejected
+	_ = qerr.ConnectionError{Reason: qerr.TrustRevoked, Remote: true}
+	_ = qerr.CertificateError{Remote: true}
 	_ = conn.Stats{}.DatagramsDropped
 	_ = &certverify.Credential{Roots: x509.NewCertPool(), ClientAuth: certverify.RequireClientCert,
 		AcceptUnpinned: false, InsecureAcceptAnyPeer: false}

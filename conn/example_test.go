@@ -304,3 +304,71 @@ func ExampleConnection_Start_untrustedServer() {
 	// true
 	// true true
 }
+
+// A client that reconnects to a server it has talked to before resumes the
+// TLS session and, with Allow0RTT on both sides, sends its first request
+// before the handshake completes. Early data can be replayed by an
+// attacker, so only an idempotent request (here a read) goes early.
+func ExampleConnection_StartEarly() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reg := conn.NewRegistration("example") // holds the session tickets
+	defer reg.Close()
+
+	serverCred, clientCred := credentials()
+	cfg, err := conn.NewConfiguration([]string{"example/1"}, conn.Settings{Allow0RTT: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := conn.Listen(reg, "127.0.0.1:0", cfg, serverCred)
+	if err != nil {
+		log.Fatal(err)
+	}
+	port := uint16(ln.Addr().(*net.UDPAddr).Port)
+	go func() { // answers "GET" requests, early or not
+		for {
+			s, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			go func() {
+				st, err := s.AcceptInboundStream(ctx)
+				if err != nil {
+					return
+				}
+				req, _ := io.ReadAll(st)
+				fmt.Fprintf(st, "answer to %s", req)
+				st.Close()
+			}()
+		}
+	}()
+
+	for i := range 2 {
+		c, err := conn.New(reg, clientCred)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := c.StartEarly(ctx, cfg, "127.0.0.1", port); err != nil {
+			log.Fatal(err)
+		}
+		st, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+		if err != nil {
+			log.Fatal(err)
+		}
+		st.WriteChunks([][]byte{[]byte("GET /status")}, true)
+		answer, err := io.ReadAll(st)
+		if err != nil {
+			log.Fatal(err)
+		}
+		// Start on a Connecting connection waits for the handshake, after
+		// which Used0RTT says whether the server took the early request.
+		if err := c.Start(ctx, cfg, "127.0.0.1", port); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("connection %d: %s (resumed %v, 0-RTT %v)\n", i+1, answer, c.Resumed(), c.Used0RTT())
+		c.ShutdownAndWait(ctx, 0)
+	}
+	// Output:
+	// connection 1: answer to GET /status (resumed false, 0-RTT false)
+	// connection 2: answer to GET /status (resumed true, 0-RTT true)
+}

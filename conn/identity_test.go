@@ -126,10 +126,16 @@ func trustEachOther(nodes ...*idNode) {
 // connectPair connects client to server and returns both sides, Connected.
 func connectPair(t *testing.T, ctx context.Context, client, server *idNode) (c, s *conn.Connection) {
 	t.Helper()
+	return connectPairWith(t, ctx, client, server, conn.Settings{})
+}
+
+// connectPairWith is connectPair with the client's settings.
+func connectPairWith(t *testing.T, ctx context.Context, client, server *idNode, cs conn.Settings) (c, s *conn.Connection) {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		var err error
-		c, err = client.dial(ctx, server, conn.Settings{})
+		c, err = client.dial(ctx, server, cs)
 		errc <- err
 	}()
 	s, err := server.accept(ctx)
@@ -370,7 +376,9 @@ func TestRotation(t *testing.T) {
 		if got := srv.cred.Identity(); got != newHash.String() {
 			t.Errorf("Identity after SetCertificate = %s, want %s", got, newHash)
 		}
-		newC, _ := connectPair(t, ctx, cli, srv)
+		// A resumed session keeps the identity it was made with, so the new
+		// connection makes a full handshake.
+		newC, _ := connectPairWith(t, ctx, cli, srv, conn.Settings{DisableResumption: true})
 		if id, _ := newC.RemoteIdentity(); id != newHash {
 			t.Errorf("new connection's RemoteIdentity = %v, want the new certificate %v", id, newHash)
 		}

@@ -109,7 +109,10 @@ func (sc *sessionCache) Put(_ string, cs *tls.ClientSessionState) {
 // Resumed reports whether the connection's TLS session was resumed from a
 // ticket of an earlier connection (Settings.DisableResumption turns
 // resumption off), which saves the certificate exchange. It is false until
-// the connection is Connected.
+// the connection is Connected. A resumed session keeps the peer identity of
+// the handshake that issued its ticket: after the peer rotated its
+// certificate (certverify.Credential.SetCertificate), RemoteIdentity
+// reports the old one until a full handshake.
 func (c *Connection) Resumed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -166,6 +166,11 @@ func Explain(err error, addr, self string) string {
 	var connErr *qerr.ConnectionError
 	var cfgErr *qerr.ConfigError
 	switch {
+	case errors.As(err, &certErr) && certErr.Remote:
+		if self == "" {
+			return fmt.Sprintf("the peer at %s rejected this program's certificate: %s", addr, certErr.Reason)
+		}
+		return fmt.Sprintf("the peer at %s rejected this program's certificate (identity %s): start the peer with -trust %s, and use -cert/-key here so the identity stays the same", addr, self, self)
 	case errors.As(err, &certErr):
 		hash := certverify.CertHash(certErr.Hash)
 		if certErr.Hash == ([32]byte{}) {
