@@ -33,9 +33,22 @@ func invalidFields(alpn []string, s conn.Settings) map[string]bool {
 	for name, d := range map[string]time.Duration{
 		"Settings.IdleTimeout": s.IdleTimeout, "Settings.HandshakeTimeout": s.HandshakeTimeout, "Settings.KeepAlive": s.KeepAlive,
 	} {
-		if d < 0 {
+		if d < 0 || d > 0 && d < time.Millisecond {
 			bad[name] = true
 		}
+	}
+	idle := s.IdleTimeout
+	if idle == 0 {
+		idle = conn.DefaultIdleTimeout
+	}
+	if s.KeepAlive != 0 && s.KeepAlive >= idle {
+		bad["Settings.KeepAlive"] = true
+	}
+	if uint64(s.MaxMessageSize) > math.MaxUint32 && s.MaxMessageSize > 0 {
+		bad["Settings.MaxMessageSize"] = true
+	}
+	if s.ConnectionReceiveWindow != 0 && s.ConnectionReceiveWindow < s.StreamReceiveWindow {
+		bad["Settings.ConnectionReceiveWindow"] = true
 	}
 	for name, n := range map[string]int64{
 		"Settings.PeerBidiStreamCount": s.PeerBidiStreamCount, "Settings.PeerUniStreamCount": s.PeerUniStreamCount,
