@@ -73,14 +73,6 @@ func (c *Connection) ShutdownAndWait(ctx context.Context, code uint64) error {
 	return qerr.Op(op, c.lt.err)
 }
 
-// requestClose closes the quic.Conn in a goroutine of its own, since
-// CloseWithError waits for the connection to close; the first request wins.
-func (c *Connection) requestClose(code uint64, msg string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.requestCloseLocked(code, msg)
-}
-
 // closeOwnLocked closes qc, if there is one yet, for the reason recorded
 // with setOwnReason. Without a quic.Conn the dial or attach that makes one
 // does it. c.mu must be held.
@@ -92,6 +84,9 @@ func (c *Connection) closeOwnLocked() {
 	c.requestCloseLocked(c.lt.own.code, c.lt.own.cause.Error())
 }
 
+// requestCloseLocked closes the quic.Conn in a goroutine of its own, since
+// CloseWithError waits for the connection to close; the first request wins.
+// c.mu must be held.
 func (c *Connection) requestCloseLocked(code uint64, msg string) {
 	if c.closeStarted || c.closeSeen || c.qc == nil {
 		return

@@ -57,7 +57,7 @@ func (c *Connection) SendDatagram(b []byte) error {
 		if tooBig, ok := errors.AsType[*quic.DatagramTooLargeError](err); ok {
 			return qerr.Op(op, &qerr.DatagramTooBigError{Max: int(tooBig.MaxDatagramPayloadSize)})
 		}
-		return c.opError(nil, op, err)
+		return c.opError(context.Background(), op, err)
 	}
 	c.datagramsSent.Add(1)
 	return nil

@@ -67,32 +67,38 @@ func (nd *idNode) listen(s conn.Settings) {
 }
 
 // dial starts a connection from nd to srv's listener and returns it with
-// Start's error.
+// Start's error. It may run in a goroutine of its own: it reports setup
+// failures with Error.
 func (nd *idNode) dial(ctx context.Context, srv *idNode, s conn.Settings) (*conn.Connection, error) {
 	nd.t.Helper()
 	pc, err := nd.net.ListenPacket(nd.host + ":0")
 	if err != nil {
-		nd.t.Fatal(err)
+		nd.t.Error(err)
+		return nil, err
 	}
 	nd.t.Cleanup(func() { pc.Close() })
 	nd.socks = append(nd.socks, pc)
 	cfg, err := conn.NewConfiguration(idConfig.ALPN, s)
 	if err != nil {
-		nd.t.Fatal(err)
+		nd.t.Error(err)
+		return nil, err
 	}
 	c, err := conn.New(nd.reg, nd.cred, conn.WithPacketConn(pc), conn.WithLogger(quiet))
 	if err != nil {
-		nd.t.Fatal(err)
+		nd.t.Error(err)
+		return nil, err
 	}
 	return c, c.Start(ctx, cfg, srv.host, 4433)
 }
 
 // accept returns the next server connection of nd with its Accept error.
+// It may run in a goroutine of its own.
 func (nd *idNode) accept(ctx context.Context) (*conn.Connection, error) {
 	nd.t.Helper()
 	s, err := nd.ln.Accept(ctx)
 	if err != nil {
-		nd.t.Fatalf("Listener.Accept: %v", err)
+		nd.t.Errorf("Listener.Accept: %v", err)
+		return nil, err
 	}
 	return s, s.Accept(ctx)
 }

@@ -53,7 +53,7 @@ func (c *Connection) Migrate(ctx context.Context, opts ...Option) error {
 	path, err := qc.AddPath(tr.tr)
 	if err != nil {
 		c.reg.releaseTransport(tr)
-		return qerr.Op(op, c.opError(nil, op, err))
+		return qerr.Op(op, c.opError(context.Background(), op, err))
 	}
 	if err := path.Probe(ctx); err != nil {
 		path.Close()
@@ -61,7 +61,7 @@ func (c *Connection) Migrate(ctx context.Context, opts ...Option) error {
 		if ctx.Err() != nil {
 			return qerr.Op(op, context.Cause(ctx))
 		}
-		return c.opError(nil, op, err)
+		return c.opError(context.Background(), op, err)
 	}
 	c.mu.Lock()
 	c.pathsValidated++
@@ -69,7 +69,7 @@ func (c *Connection) Migrate(ctx context.Context, opts ...Option) error {
 	if err := path.Switch(); err != nil {
 		path.Close()
 		c.reg.releaseTransport(tr)
-		return c.opError(nil, op, err)
+		return c.opError(context.Background(), op, err)
 	}
 	c.mu.Lock()
 	if c.lt.state >= ShutdownComplete || c.tr == nil {

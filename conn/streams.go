@@ -55,7 +55,7 @@ func (c *Connection) ready(ctx context.Context, op string, opening bool) (*quic.
 // opError maps an error from a quic.Conn operation: the context's cause
 // when ctx ended, the connection's error when it is closed.
 func (c *Connection) opError(ctx context.Context, op string, err error) error {
-	if ctx != nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return qerr.Op(op, context.Cause(ctx))
 	}
 	if quicerr.IsConnectionError(err) {
