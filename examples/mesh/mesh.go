@@ -73,9 +73,10 @@ type mesh struct {
 
 // record is what the run knows of one node, from its events.
 type record struct {
-	links     map[certverify.CertHash]*link // by the peer's identity
-	learnt    map[string]time.Time          // rumor → when the node learnt it
-	dialErrs  map[certverify.CertHash]error // by the peer dialled
+	links     map[certverify.CertHash]*link  // by the peer's identity
+	learnt    map[string]time.Time           // rumor → when the node learnt it
+	from      map[string]certverify.CertHash // rumor → the peer it came from first
+	dialErrs  map[certverify.CertHash]error  // by the peer dialled
 	refusals  []error
 	latencies []time.Duration // of the heartbeats received
 	replies   []reply
@@ -102,6 +103,7 @@ func newRecord() *record {
 	return &record{
 		links:    make(map[certverify.CertHash]*link),
 		learnt:   make(map[string]time.Time),
+		from:     make(map[string]certverify.CertHash),
 		dialErrs: make(map[certverify.CertHash]error),
 		ends:     make(map[certverify.CertHash]int),
 	}
@@ -233,7 +235,7 @@ func (m *mesh) apply(ev event) {
 	case refused:
 		r.refusals = append(r.refusals, ev.err)
 	case learnt:
-		r.learnt[ev.rumor] = ev.at
+		r.learnt[ev.rumor], r.from[ev.rumor] = ev.at, ev.peer
 	case heartbeatIn:
 		r.latencies = append(r.latencies, ev.took)
 	case replied:

@@ -259,10 +259,14 @@ func (n *node) answerRequests(c *conn.Connection) {
 		}
 		n.m.wg.Go(func() {
 			req, err := stream.NewMessageReader(s, 0).ReadMessage()
-			if err != nil || string(req) != request {
+			if err != nil {
+				n.m.check(fmt.Errorf("node %s: reading a request: %w", n.name, err))
+				return
+			}
+			if string(req) != request {
 				s.CancelRead(1)
 				s.CancelWrite(1)
-				n.m.check(fmt.Errorf("node %s: request %q: %v", n.name, req, err))
+				n.m.problem(fmt.Errorf("node %s: request %q, want %q", n.name, req, request))
 				return
 			}
 			n.mu.Lock()

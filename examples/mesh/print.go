@@ -3,27 +3,37 @@ package main
 // The output: a timed line per step, indented lines for what each node saw.
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
-	"strings"
 	"time"
+
+	qerr "github.com/quicconn/quicconn/errors"
 )
 
-// printer writes the run's lines.
+// printer writes the run's lines: a step's line, then what each node saw
+// in it, indented.
 type printer struct {
 	out     io.Writer
 	verbose bool
+	nodes   []string // the lines of the step being printed
 }
 
-// step prints a step's line: its name, how long it took, what it showed.
+// step prints a step's line, its name, how long it took and what it
+// showed, then the node lines given since the last step.
 func (p *printer) step(name string, took time.Duration, format string, args ...any) {
 	fmt.Fprintf(p.out, "%-10s %9s  %s\n", name, round(took), fmt.Sprintf(format, args...))
+	for _, line := range p.nodes {
+		fmt.Fprintf(p.out, "  %s\n", line)
+	}
+	p.nodes = p.nodes[:0]
 }
 
-// node prints what node n saw in the step whose line follows.
+// node adds a line on what node n saw to the next step's.
 func (p *printer) node(n *node, format string, args ...any) {
-	fmt.Fprintf(p.out, "  node %s  %s\n", n.name, fmt.Sprintf(format, args...))
+	p.nodes = append(p.nodes, fmt.Sprintf("node %s  %s", n.name, fmt.Sprintf(format, args...)))
 }
 
 // detail is node's line, printed with -v only.
@@ -69,7 +79,20 @@ func earlier(a, b time.Time) time.Time {
 	return a
 }
 
-// trimErr is a connection's error without the prefix every one has.
-func trimErr(err error) string {
-	return "Err: " + strings.TrimPrefix(err.Error(), "quicconn: connection lost: ")
+// longHash is a certificate hash in full, as reason phrases carry it.
+var longHash = regexp.MustCompile(`\b([0-9a-f]{8})[0-9a-f]{56}\b`)
+
+// describe says how a connection ended, from its Err: the reason and code,
+// and the peer's reason phrase when the peer closed it, with hashes
+// shortened as the nodes are named.
+func describe(err error) string {
+	ce, ok := errors.AsType[*qerr.ConnectionError](err)
+	if !ok {
+		return fmt.Sprint(err)
+	}
+	s := fmt.Sprintf("%s (code 0x%x)", ce.Reason, ce.Code)
+	if ce.Remote && ce.Message != "" {
+		s += fmt.Sprintf(": %q", longHash.ReplaceAllString(ce.Message, "$1…"))
+	}
+	return s
 }

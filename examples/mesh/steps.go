@@ -110,8 +110,7 @@ func (r *runner) connect() error {
 	if err != nil {
 		return err
 	}
-	count := len(r.first)
-	r.p.step("connect", time.Since(t), "%d connections: every node connected to its %d peers, each peer named by its RemoteIdentity", count*(count-1)/2, count-1)
+	took := time.Since(t)
 	for _, n := range r.first {
 		var dialed, accepted []string
 		var last time.Time
@@ -127,6 +126,8 @@ func (r *runner) connect() error {
 		}
 		r.p.detail(n, "dialled %v, accepted %v, all up +%v", dialed, accepted, round(last.Sub(t)))
 	}
+	count := len(r.first)
+	r.p.step("connect", took, "%d connections: every node connected to its %d peers, each peer named by its RemoteIdentity", count*(count-1)/2, count-1)
 	return nil
 }
 
@@ -147,7 +148,7 @@ func (r *runner) gossip() error {
 	if err != nil {
 		return err
 	}
-	r.p.step("gossip", time.Since(t), "%d rumors, one from each node, reached all %d nodes over message streams (each node forwards what is new to it)", len(fresh), len(r.first))
+	took := time.Since(t)
 	for _, n := range r.first {
 		var last time.Time
 		for _, rumor := range fresh {
@@ -155,6 +156,7 @@ func (r *runner) gossip() error {
 		}
 		r.p.detail(n, "knows %d rumors, the last +%v", len(fresh), round(last.Sub(t)))
 	}
+	r.p.step("gossip", took, "%d rumors, one from each node, reached all %d nodes over message streams (each node forwards what is new to it)", len(fresh), len(r.first))
 	return nil
 }
 
@@ -252,11 +254,12 @@ func (r *runner) datagrams() error {
 	if _, lost := errors.AsType[*timeoutError](err); err != nil && !lost {
 		return err
 	}
+	took := time.Since(t)
 	received()
-	r.p.step("datagrams", time.Since(t), "%d sent, %d received, one-way %s (unreliable: a lost datagram is not resent)", sent, len(all), spread(all))
 	for _, n := range r.first {
 		r.p.detail(n, "received %d heartbeats, one-way %s", len(r.m.rec[n].latencies), spread(r.m.rec[n].latencies))
 	}
+	r.p.step("datagrams", took, "%d sent, %d received, one-way %s (unreliable: a lost datagram is not resent)", sent, len(all), spread(all))
 	return nil
 }
 
@@ -309,7 +312,11 @@ func (r *runner) admit() error {
 		rec := r.m.rec[n]
 		first := rec.learnt[rumor].Sub(trusted[n])
 		slowest = max(slowest, first)
-		r.p.node(n, "trusted %s live: connected +%v, first message from it +%v", nw.name, round(rec.links[nw.id].up.Sub(trusted[n])), round(first))
+		via := "direct"
+		if from := rec.from[rumor]; from != nw.id {
+			via = "forwarded by " + shortName(from)
+		}
+		r.p.node(n, "trusted %s live: connected +%v, first message from it +%v (%s)", nw.name, round(rec.links[nw.id].up.Sub(trusted[n])), round(first), via)
 	}
 	rec := r.m.rec[nw]
 	var connected, firstMsg, synced time.Time
@@ -366,7 +373,7 @@ func (r *runner) revoke() error {
 		}
 		took := l.down.Sub(untrusted[n])
 		slowest = max(slowest, took)
-		r.p.node(n, "untrusted %s: connection closed +%v, %s", v.name, round(took), trimErr(l.err))
+		r.p.node(n, "untrusted %s: connection closed +%v, Err: %s", v.name, round(took), describe(l.err))
 	}
 	for _, n := range r.alive {
 		l := r.m.rec[v].links[n.id]
@@ -376,7 +383,7 @@ func (r *runner) revoke() error {
 		}
 		took := l.down.Sub(untrusted[n])
 		slowest = max(slowest, took)
-		r.p.node(v, "revoked by %s: connection closed +%v, %s", n.name, round(took), trimErr(l.err))
+		r.p.node(v, "revoked by %s: connection closed +%v, Err: %s", n.name, round(took), describe(l.err))
 	}
 	r.p.step("revoke", time.Since(t), "node %s untrusted by the other %d nodes (UntrustHashes): quicconn closed its %d connections by itself, revocation to disconnect at most %v", v.name, len(r.alive), len(r.alive), round(slowest))
 	return nil
@@ -472,7 +479,11 @@ func (r *runner) shutdown() error {
 			if a == b {
 				continue
 			}
-			sent, got := a.peer(b.id).sent.Load(), r.m.rec[b].ends[a.id]
+			p := a.peer(b.id)
+			if p == nil {
+				return fmt.Errorf("the connection from %s to %s ended before its message stream was counted", a.name, b.name)
+			}
+			sent, got := p.sent.Load(), r.m.rec[b].ends[a.id]
 			if int64(got) != sent {
 				return fmt.Errorf("a message lost on the stream from %s to %s: %d sent, %d received", a.name, b.name, sent, got)
 			}
@@ -483,7 +494,7 @@ func (r *runner) shutdown() error {
 		a.mu.Unlock()
 	}
 	count := len(r.alive)
-	r.p.step("streams", time.Since(t), "%d message streams closed, each delivered every message sent on it: %d rumors, %d of them already known and dropped", count*(count-1), messages, dups)
+	r.p.step("streams", time.Since(t), "%d message streams closed, each delivered every message sent on it: %d rumors in all (nodes dropped %d copies of rumors they knew)", count*(count-1), messages, dups)
 
 	t = time.Now()
 	for _, a := range r.alive {
