@@ -111,6 +111,16 @@ func checkRun(t *testing.T, out string, n int) {
 	}
 }
 
+// TestInProcess runs the whole program in the test's process, so that
+// -race watches every goroutine of every node.
+func TestInProcess(t *testing.T) {
+	var out strings.Builder
+	if code := run([]string{"-nodes", "4"}, &out); code != cli.ExitOK {
+		t.Fatalf("exit %d, output:\n%s", code, out.String())
+	}
+	checkRun(t, out.String(), 4)
+}
+
 // TestVerbose: -v adds a line per node to every step and quicconn's debug
 // records on stderr.
 func TestVerbose(t *testing.T) {

@@ -111,6 +111,8 @@ func (n *node) acceptLoop() {
 			return
 		}
 		n.m.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+			defer cancel()
 			if err := c.Accept(ctx); err != nil {
 				n.m.emit(event{kind: refused, node: n, at: time.Now(), err: err})
 				return

@@ -63,6 +63,14 @@ func spread(ds []time.Duration) string {
 	return fmt.Sprintf("min %v, median %v, max %v", round(s[0]), round(s[len(s)/2]), round(s[len(s)-1]))
 }
 
+// plural is n and word, in the plural unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 // later returns the later of a and b, where a zero time is neither.
 func later(a, b time.Time) time.Time {
 	if a.IsZero() || b.After(a) {
