@@ -56,8 +56,9 @@ shown as its first 8 hex digits). Then, printing each step with its time:
              connections to it by itself, on both sides
   refused    the revoked node tries to connect again and is refused
   after      a last rumor reaches every node still trusted
-  shutdown   the message streams are closed and every message counted,
-             then the connections close with code 0
+  streams    every message stream is closed; each must have delivered
+             every message sent on it
+  shutdown   the connections close with code 0
 
 Exit status: 0 success, 1 an expectation failed (the line says which),
 2 bad usage.
@@ -77,7 +78,7 @@ type config struct {
 func run(args []string, out io.Writer) int {
 	var cfg config
 	fs := flag.NewFlagSet("mesh", flag.ContinueOnError)
-	fs.IntVar(&cfg.nodes, "nodes", 5, fmt.Sprintf("start this many `N` nodes before one is admitted (%d to %d)", minNodes, maxNodes))
+	fs.IntVar(&cfg.nodes, "nodes", 5, fmt.Sprintf("start `N` nodes (%d to %d), before one more is admitted and one revoked", minNodes, maxNodes))
 	fs.BoolVar(&cfg.verbose, "v", false, "print what every node sees at every step, and log quicconn's connection events (debug) to stderr")
 	if code, done := cli.ParseFlags(fs, args, usageText); done {
 		return code

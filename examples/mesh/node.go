@@ -174,6 +174,14 @@ func (n *node) attach(c *conn.Connection, dialed bool) {
 	n.m.wg.Go(func() { n.readHeartbeats(c, id) })
 
 	n.mu.Lock()
+	select {
+	case <-c.WatchShutdown():
+		// Already gone, and the watch above has run or will find no peer
+		// to remove: its linkDown says how it ended.
+		n.mu.Unlock()
+		return
+	default:
+	}
 	n.peers[id] = p
 	backlog := slices.Clone(n.rumors)
 	n.mu.Unlock()
