@@ -318,9 +318,12 @@ func waits(vs []variant, s conn.Settings, op operation) func(*testing.T) {
 				if r, waiting := blocked(done); !waiting {
 					t.Fatalf("in %v: returned %v, want it to wait", before, r.err)
 				}
+				cancelled := time.Now()
 				cancel()
 				if r := <-done; !errors.Is(r.err, context.Canceled) {
 					t.Errorf("cancelled: %v, want context.Canceled", r.err)
+				} else if late := r.at.Sub(cancelled); late != 0 {
+					t.Errorf("returned %v after it was cancelled, want at once", late)
 				}
 
 				ctx, cancel = context.WithTimeout(context.Background(), time.Second)
@@ -347,8 +350,13 @@ func waits(vs []variant, s conn.Settings, op operation) func(*testing.T) {
 				if r, waiting := blocked(done); !waiting {
 					t.Fatalf("in %v: returned %v, want it to wait", f.c.State(), r.err)
 				}
+				ended := time.Now()
 				f.end()
-				assertConnError(t, f.c, (<-done).err, f.endReason, f.endCode)
+				r := <-done
+				assertConnError(t, f.c, r.err, f.endReason, f.endCode)
+				if late := r.at.Sub(ended); late != 0 {
+					t.Errorf("returned %v after the shutdown, want at once", late)
+				}
 			}))
 		}
 	}
@@ -598,9 +606,12 @@ func startFromOpen(t *testing.T) {
 			}
 			switch end {
 			case "cancel":
+				cancelled := time.Now()
 				cancel()
 				if r := <-done; !errors.Is(r.err, context.Canceled) {
 					t.Errorf("Start = %v, want context.Canceled", r.err)
+				} else if late := r.at.Sub(cancelled); late != 0 {
+					t.Errorf("Start returned %v after it was cancelled, want at once", late)
 				}
 			case "deadline":
 				r := <-done
@@ -611,8 +622,13 @@ func startFromOpen(t *testing.T) {
 					t.Errorf("Start returned %v after its deadline", late)
 				}
 			case "shutdown":
+				ended := time.Now()
 				f.reg.Close()
-				assertConnError(t, f.c, (<-done).err, qerr.ConnectionClosed, 0)
+				r := <-done
+				assertConnError(t, f.c, r.err, qerr.ConnectionClosed, 0)
+				if late := r.at.Sub(ended); late != 0 {
+					t.Errorf("Start returned %v after the shutdown, want at once", late)
+				}
 			}
 			// An abandoned handshake shuts the connection down.
 			<-f.c.WatchShutdown()

@@ -195,13 +195,20 @@ func TestShutdownWakesEveryWaiter(t *testing.T) {
 				default:
 				}
 			}
+			ended := time.Now()
 			f.end()
 			for name, d := range done {
-				if p := connErrorProblem(f.c, (<-d).err, f.endReason, f.endCode); p != "" {
+				r := <-d
+				if p := connErrorProblem(f.c, r.err, f.endReason, f.endCode); p != "" {
 					t.Errorf("%s: %s", name, p)
 				}
+				if late := r.at.Sub(ended); late != 0 {
+					t.Errorf("%s returned %v after the shutdown, want at once", name, late)
+				}
 			}
-			<-watched
+			if late := (<-watched).at.Sub(ended); late != 0 {
+				t.Errorf("WatchShutdown closed %v after the shutdown, want at once", late)
+			}
 			if st := f.c.State(); st != conn.ShutdownComplete {
 				t.Errorf("State = %v, want ShutdownComplete", st)
 			}
@@ -470,7 +477,11 @@ func TestRegistration(t *testing.T) {
 		if r, waiting := blocked(idle); !waiting {
 			t.Fatalf("WaitIdle with live connections returned %v", r.err)
 		}
+		closing := time.Now()
 		e.reg.Close()
+		if d := time.Since(closing); d != 0 {
+			t.Errorf("Registration.Close took %v, want it to close at once", d)
+		}
 		if r := <-idle; r.err != nil {
 			t.Fatalf("WaitIdle after Close = %v", r.err)
 		}
