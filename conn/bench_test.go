@@ -439,7 +439,7 @@ func BenchmarkRequestResponse(b *testing.B) {
 func BenchmarkDatagram(b *testing.B) {
 	e := newPerfEnv(b)
 	payload := make([]byte, 1100)
-	run := func(b *testing.B, send func([]byte) error, receive func(context.Context) ([]byte, error)) {
+	run := func(b *testing.B, send func([]byte) error, receive func(context.Context) ([]byte, error), barrier func()) {
 		var got atomic.Int64
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -458,19 +458,51 @@ func BenchmarkDatagram(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		time.Sleep(50 * time.Millisecond)
+		// Once the barrier's round trip is back, every datagram sent has
+		// reached the peer or was lost; the receiver, which prefers a
+		// queued datagram over its ended context, then drains the queue.
+		barrier()
 		cancel()
 		wg.Wait()
 		b.ReportMetric(float64(got.Load())/float64(b.N), "delivered/op")
 	}
 	b.Run("quicconn", func(b *testing.B) {
 		client, server := e.connPair()
-		run(b, client.SendDatagram, server.ReceiveDatagram)
+		c, s := e.connStreams(client, server)
+		run(b, client.SendDatagram, server.ReceiveDatagram, roundTrip(b, c, s))
 	})
 	b.Run("quic-go", func(b *testing.B) {
 		client, server := e.rawPair()
-		run(b, client.SendDatagram, server.ReceiveDatagram)
+		c, s := e.rawStreams(client, server)
+		run(b, client.SendDatagram, server.ReceiveDatagram, roundTrip(b, c, s))
 	})
+}
+
+// roundTrip returns a barrier: it sends a byte on c, which s echoes, and
+// returns when the echo is back. By then the peer has processed every
+// packet sent before the byte (loopback keeps a socket's packets in order).
+// The echo ends when the streams do, with their connections.
+func roundTrip[S io.ReadWriter](b *testing.B, c, s S) func() {
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			if _, err := io.ReadFull(s, buf); err != nil {
+				return
+			}
+			if _, err := s.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		buf := []byte{1}
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkHandshake makes one full handshake per operation: a new client

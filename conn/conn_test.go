@@ -7,10 +7,11 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/quicconn/quicconn/certverify"
 	"github.com/quicconn/quicconn/conn"
 	"github.com/quicconn/quicconn/conntest"
 	qerr "github.com/quicconn/quicconn/errors"
@@ -23,772 +24,382 @@ import (
 func TestConnectEcho(t *testing.T) {
 	for _, nw := range networks {
 		t.Run(nw.name, func(t *testing.T) {
-			on := conn.Settings{DatagramReceiveEnabled: true}
-			e := newEnv(t, envOptions{server: on, client: on, net: nw})
-			client, server := e.pair()
-			ctx := ctxT(t, 10*time.Second)
+			nw.run(t, func(t *testing.T) {
+				on := conn.Settings{DatagramReceiveEnabled: true}
+				// A delay gives the in-memory link a round-trip time to measure.
+				e := newEnv(t, envOptions{server: on, client: on, net: nw, link: conntest.Link{Delay: time.Millisecond}})
+				client, server := e.pair()
+				ctx := ctxT(t, 10*time.Second)
 
-			for _, c := range []*conn.Connection{client, server} {
-				if got := c.State(); got != conn.Connected {
-					t.Errorf("State = %v, want Connected", got)
+				for _, c := range []*conn.Connection{client, server} {
+					if got := c.State(); got != conn.Connected {
+						t.Errorf("State = %v, want Connected", got)
+					}
+					if got := c.NegotiatedALPN(); got != alpn {
+						t.Errorf("NegotiatedALPN = %q, want %q", got, alpn)
+					}
+					if c.Err() != nil {
+						t.Errorf("Err = %v while Connected", c.Err())
+					}
 				}
-				if got := c.NegotiatedALPN(); got != alpn {
-					t.Errorf("NegotiatedALPN = %q, want %q", got, alpn)
+				if got, want := client.RemoteCertificate().Raw, e.serverCred.Certificate.Certificate[0]; !bytes.Equal(got, want) {
+					t.Error("client's RemoteCertificate is not the server's certificate")
 				}
-				if c.Err() != nil {
-					t.Errorf("Err = %v while Connected", c.Err())
+				if got, want := server.RemoteCertificate().Raw, e.clientCred.Certificate.Certificate[0]; !bytes.Equal(got, want) {
+					t.Error("server's RemoteCertificate is not the client's certificate")
 				}
-			}
-			if got, want := client.RemoteCertificate().Raw, e.serverCred.Certificate.Certificate[0]; !bytes.Equal(got, want) {
-				t.Error("client's RemoteCertificate is not the server's certificate")
-			}
-			if got, want := server.RemoteCertificate().Raw, e.clientCred.Certificate.Certificate[0]; !bytes.Equal(got, want) {
-				t.Error("server's RemoteCertificate is not the client's certificate")
-			}
-			cla, _ := client.LocalAddr()
-			cra, _ := client.RemoteAddr()
-			sla, _ := server.LocalAddr()
-			sra, _ := server.RemoteAddr()
-			if cra.String() != e.ln.Addr().String() || sla.String() != e.ln.Addr().String() {
-				t.Errorf("client remote %v, server local %v, want listener %v", cra, sla, e.ln.Addr())
-			}
-			if port(cla) != port(sra) || port(cla) == 0 {
-				t.Errorf("client local %v, server sees remote %v", cla, sra)
-			}
+				cla, _ := client.LocalAddr()
+				cra, _ := client.RemoteAddr()
+				sla, _ := server.LocalAddr()
+				sra, _ := server.RemoteAddr()
+				if cra.String() != e.ln.Addr().String() || sla.String() != e.ln.Addr().String() {
+					t.Errorf("client remote %v, server local %v, want listener %v", cra, sla, e.ln.Addr())
+				}
+				if port(cla) != port(sra) || port(cla) == 0 {
+					t.Errorf("client local %v, server sees remote %v", cla, sra)
+				}
 
-			// Bidirectional echo.
-			go func() {
-				s, err := server.AcceptInboundStream(ctx)
+				// Bidirectional echo.
+				go func() {
+					s, err := server.AcceptInboundStream(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.Copy(s, s)
+					s.Close()
+				}()
+				s, err := client.OpenOutboundStream(ctx, stream.Bidirectional, false)
 				if err != nil {
-					t.Error(err)
-					return
-				}
-				io.Copy(s, s)
-				s.Close()
-			}()
-			s, err := client.OpenOutboundStream(ctx, stream.Bidirectional, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg := bytes.Repeat([]byte("echo "), 10000)
-			go func() { s.Write(msg); s.Close() }()
-			got, err := io.ReadAll(s)
-			if err != nil || !bytes.Equal(got, msg) {
-				t.Fatalf("echo: %d bytes, err %v", len(got), err)
-			}
-
-			// Messages.
-			ss, err := client.OpenSendStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, m := range []string{"one", "", "three"} {
-				if err := ss.Send(ctx, []byte(m)); err != nil {
 					t.Fatal(err)
 				}
-			}
-			ss.Close()
-			rs, err := server.AcceptInboundUniStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mr := stream.NewMessageReader(rs, 0)
-			for _, want := range []string{"one", "", "three"} {
-				m, err := mr.ReadMessage()
-				if err != nil || string(m) != want {
-					t.Fatalf("ReadMessage = %q, %v; want %q", m, err, want)
+				msg := bytes.Repeat([]byte("echo "), 10000)
+				go func() { s.Write(msg); s.Close() }()
+				got, err := io.ReadAll(s)
+				if err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("echo: %d bytes, err %v", len(got), err)
 				}
-			}
-			if _, err := mr.ReadMessage(); err != io.EOF {
-				t.Fatalf("ReadMessage at end = %v, want io.EOF", err)
-			}
 
-			// Datagram.
-			if err := client.SendDatagram([]byte("dgram")); err != nil {
-				t.Fatal(err)
-			}
-			d, err := server.ReceiveDatagram(ctx)
-			if err != nil || string(d) != "dgram" {
-				t.Fatalf("ReceiveDatagram = %q, %v", d, err)
-			}
+				// Messages.
+				ss, err := client.OpenSendStream(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range []string{"one", "", "three"} {
+					if err := ss.Send(ctx, []byte(m)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ss.Close()
+				rs, err := server.AcceptInboundUniStream(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mr := stream.NewMessageReader(rs, 0)
+				for _, want := range []string{"one", "", "three"} {
+					m, err := mr.ReadMessage()
+					if err != nil || string(m) != want {
+						t.Fatalf("ReadMessage = %q, %v; want %q", m, err, want)
+					}
+				}
+				if _, err := mr.ReadMessage(); err != io.EOF {
+					t.Fatalf("ReadMessage at end = %v, want io.EOF", err)
+				}
 
-			cs, ss2 := client.Stats(), server.Stats()
-			if cs.StreamsOpened != 2 || ss2.StreamsAccepted != 2 || cs.DatagramsSent != 1 || ss2.DatagramsReceived != 1 {
-				t.Errorf("stream/datagram counters: client %+v server %+v", cs, ss2)
-			}
-			if cs.BytesSent == 0 || cs.PacketsReceived == 0 || cs.SmoothedRTT == 0 {
-				t.Errorf("transport counters empty: %+v", cs)
-			}
+				// Datagram.
+				if err := client.SendDatagram([]byte("dgram")); err != nil {
+					t.Fatal(err)
+				}
+				d, err := server.ReceiveDatagram(ctx)
+				if err != nil || string(d) != "dgram" {
+					t.Fatalf("ReceiveDatagram = %q, %v", d, err)
+				}
 
-			if err := client.ShutdownAndWait(ctx, 0x42); err != nil {
-				t.Fatalf("ShutdownAndWait: %v", err)
-			}
-			<-server.WatchShutdown()
-			assertReason(t, client.Err(), qerr.ShutdownByLocal, 0x42)
-			assertReason(t, server.Err(), qerr.ShutdownByPeer, 0x42)
-			if final := client.Stats(); final.BytesSent < cs.BytesSent {
-				t.Errorf("Stats after shutdown went back: %+v", final)
-			}
+				cs, ss2 := client.Stats(), server.Stats()
+				if cs.StreamsOpened != 2 || ss2.StreamsAccepted != 2 || cs.DatagramsSent != 1 || ss2.DatagramsReceived != 1 {
+					t.Errorf("stream/datagram counters: client %+v server %+v", cs, ss2)
+				}
+				if cs.BytesSent == 0 || cs.PacketsReceived == 0 || cs.SmoothedRTT == 0 {
+					t.Errorf("transport counters empty: %+v", cs)
+				}
+
+				if err := client.ShutdownAndWait(ctx, 0x42); err != nil {
+					t.Fatalf("ShutdownAndWait: %v", err)
+				}
+				<-server.WatchShutdown()
+				assertReason(t, client.Err(), qerr.ShutdownByLocal, 0x42)
+				assertReason(t, server.Err(), qerr.ShutdownByPeer, 0x42)
+				if final := client.Stats(); final.BytesSent < cs.BytesSent {
+					t.Errorf("Stats after shutdown went back: %+v", final)
+				}
+			})
 		})
 	}
 }
 
-func port(a net.Addr) int {
-	if ua, ok := a.(*net.UDPAddr); ok {
-		return ua.Port
-	}
-	return 0
-}
-
-func assertReason(t *testing.T, err error, reason qerr.Reason, code uint64) {
-	t.Helper()
-	var ce *qerr.ConnectionError
-	if !errors.As(err, &ce) {
-		t.Fatalf("error %v is not a *ConnectionError", err)
-	}
-	if !errors.Is(err, qerr.ErrConnectionLost) {
-		t.Errorf("error %v does not match ErrConnectionLost", err)
-	}
-	if ce.Reason != reason || ce.Code != code {
-		t.Errorf("error %v: reason %v code 0x%x, want %v 0x%x", err, ce.Reason, ce.Code, reason, code)
-	}
-}
-
-// TestOpenState covers the Open column of the behaviour table.
-func TestOpenState(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	c := e.client()
-	short := func() context.Context { return ctxT(t, 50*time.Millisecond) }
-	if c.State() != conn.Open {
-		t.Fatalf("State = %v", c.State())
-	}
-	notStarted := []struct {
-		op  string
-		err func() error
-	}{
-		{"OpenOutboundStream", func() error { _, err := c.OpenOutboundStream(short(), stream.Bidirectional, false); return err }},
-		{"OpenSendStream", func() error { _, err := c.OpenSendStream(short()); return err }},
-		{"AcceptInboundStream", func() error { _, err := c.AcceptInboundStream(short()); return err }},
-		{"AcceptInboundUniStream", func() error { _, err := c.AcceptInboundUniStream(short()); return err }},
-		{"ReceiveDatagram", func() error { _, err := c.ReceiveDatagram(short()); return err }},
-		{"SendDatagram", func() error { return c.SendDatagram([]byte("x")) }},
-		{"Shutdown", func() error { return c.Shutdown(1) }},
-		{"ShutdownAndWait", func() error { return c.ShutdownAndWait(short(), 1) }},
-		{"LocalAddr", func() error { _, err := c.LocalAddr(); return err }},
-		{"RemoteAddr", func() error { _, err := c.RemoteAddr(); return err }},
-	}
-	for _, tt := range notStarted {
-		if err := tt.err(); !errors.Is(err, qerr.ErrNotStarted) {
-			t.Errorf("%s in Open = %v, want ErrNotStarted", tt.op, err)
-		}
-	}
-	waits := []struct {
-		op  string
-		err func(context.Context) error
-	}{
-		{"Accept", func(ctx context.Context) error { return c.Accept(ctx) }},
-		{"ReceiveRemoteCertificate", func(ctx context.Context) error { _, err := c.ReceiveRemoteCertificate(ctx); return err }},
-	}
-	for _, tt := range waits {
-		if err := tt.err(short()); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("%s in Open = %v, want to wait until the deadline", tt.op, err)
-		}
-	}
-	select {
-	case <-c.WatchShutdown():
-		t.Error("WatchShutdown closed in Open")
-	default:
-	}
-	if c.MaxDatagramSize() != 0 || c.RemoteCertificate() != nil || c.NegotiatedALPN() != "" || c.Err() != nil {
-		t.Error("Open connection reports handshake results")
-	}
-	if c.State() != conn.Open {
-		t.Errorf("State after all that = %v, want Open", c.State())
-	}
-}
-
-// stuckClient returns a client that stays Connecting: its server end of a
-// pipe never answers.
-func stuckClient(t *testing.T, reg *conn.Registration, s conn.Settings) (*conn.Connection, chan error) {
-	t.Helper()
-	a, b := conntest.NewPipe(conntest.Link{})
-	t.Cleanup(func() { a.Close(); b.Close() })
-	_, cc := creds(t)
-	c, err := conn.New(reg, cc, conn.WithPacketConn(a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := conn.NewConfiguration([]string{alpn}, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- c.Start(context.Background(), cfg, "127.0.0.2", 1) }()
-	for c.State() == conn.Open {
-		// Start moves the state to Connecting before it does anything
-		// that can block, so this ends after a few scheduler rounds.
-		time.Sleep(time.Millisecond)
-	}
-	return c, errc
-}
-
-// TestConnectingState covers the Connecting column, and shutdown waking
-// every goroutine blocked in it.
-func TestConnectingState(t *testing.T) {
-	reg := conn.NewRegistration(t.Name())
-	c, startErr := stuckClient(t, reg, conn.Settings{DatagramReceiveEnabled: true})
-	if got := c.State(); got != conn.Connecting {
-		t.Fatalf("State = %v, want Connecting", got)
-	}
-	if err := c.SendDatagram([]byte("x")); !errors.Is(err, qerr.ErrNotStarted) {
-		t.Errorf("SendDatagram in Connecting = %v, want ErrNotStarted", err)
-	}
-	if err := c.Shutdown(1); !errors.Is(err, qerr.ErrNotStarted) {
-		t.Errorf("Shutdown in Connecting = %v, want ErrNotStarted", err)
-	}
-	if a, err := c.LocalAddr(); err != nil || a == nil {
-		t.Errorf("LocalAddr in Connecting = %v, %v", a, err)
-	}
-	if a, err := c.RemoteAddr(); err != nil || a.String() != "127.0.0.2:1" {
-		t.Errorf("RemoteAddr in Connecting = %v, %v", a, err)
-	}
-
-	// Every waiting operation, first against its own context...
-	waiting := map[string]func(context.Context) error{
-		"Start":                    func(ctx context.Context) error { return c.Start(ctx, conn.DefaultConfiguration(alpn), "127.0.0.2", 1) },
-		"Accept":                   func(ctx context.Context) error { return c.Accept(ctx) },
-		"ReceiveRemoteCertificate": func(ctx context.Context) error { _, err := c.ReceiveRemoteCertificate(ctx); return err },
-		"OpenOutboundStream": func(ctx context.Context) error {
-			_, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
-			return err
-		},
-		"OpenSendStream":         func(ctx context.Context) error { _, err := c.OpenSendStream(ctx); return err },
-		"AcceptInboundStream":    func(ctx context.Context) error { _, err := c.AcceptInboundStream(ctx); return err },
-		"AcceptInboundUniStream": func(ctx context.Context) error { _, err := c.AcceptInboundUniStream(ctx); return err },
-		"ReceiveDatagram":        func(ctx context.Context) error { _, err := c.ReceiveDatagram(ctx); return err },
-		"ShutdownAndWait":        func(ctx context.Context) error { return c.ShutdownAndWait(ctx, 1) },
-	}
-	for op, f := range waiting {
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { errc <- f(ctx) }()
-		time.Sleep(5 * time.Millisecond) // let it block
-		cancel()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("%s in Connecting, cancelled: %v, want context.Canceled", op, err)
-			}
-		case <-time.After(100 * time.Millisecond):
-			t.Fatalf("%s in Connecting did not return within 100ms of cancellation", op)
-		}
-	}
-	if got := c.State(); got != conn.Connecting {
-		t.Fatalf("State = %v after cancelled waits, want Connecting", got)
-	}
-
-	// ... then all at once against the connection's shutdown.
-	var wg sync.WaitGroup
-	results := make(map[string]error)
-	var mu sync.Mutex
-	for op, f := range waiting {
-		wg.Go(func() {
-			err := f(context.Background())
-			mu.Lock()
-			results[op] = err
-			mu.Unlock()
-		})
-	}
-	wg.Go(func() { <-c.WatchShutdown() })
-	time.Sleep(20 * time.Millisecond)
-	within(t, time.Second, "Registration.Close", func() { reg.Close() })
-	within(t, 100*time.Millisecond, "the blocked calls", wg.Wait)
-	for op, err := range results {
-		if !errors.Is(err, qerr.ErrConnectionLost) {
-			t.Errorf("%s woken by shutdown: %v, want ConnectionLost", op, err)
-		}
-	}
-	if err := <-startErr; !errors.Is(err, qerr.ErrConnectionLost) && !errors.Is(err, net.ErrClosed) {
-		t.Errorf("first Start = %v", err)
-	}
-	assertReason(t, c.Err(), qerr.ConnectionClosed, 0)
-	if got := c.State(); got != conn.ShutdownComplete {
-		t.Errorf("State = %v, want ShutdownComplete", got)
-	}
-}
-
-// TestServerConnecting: a server connection handed out by Listener.Accept
-// starts in Connecting; operations wait for Connected.
-func TestServerConnecting(t *testing.T) {
-	// With a 100 ms one-way delay the client's second flight reaches the
-	// server 200 ms after the server hands the connection out; cutting the
-	// pipe at once stalls the handshake with the server in Connecting.
-	e := newEnv(t, envOptions{net: networks[1], link: conntest.Link{Delay: 100 * time.Millisecond}})
-	ctx := ctxT(t, 10*time.Second)
-	client := e.client()
-	startErr := make(chan error, 1)
-	go func() { startErr <- client.Start(ctx, e.cfg, e.host, e.port) }()
-	server, err := e.ln.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.pipe.Partition(true)
-	if got := server.State(); got != conn.Connecting {
-		t.Fatalf("server %v when handed out, want Connecting", got)
-	}
-	if err := server.SendDatagram(nil); !errors.Is(err, qerr.ErrNotStarted) {
-		t.Errorf("SendDatagram = %v, want ErrNotStarted", err)
-	}
-	if err := server.Shutdown(0); !errors.Is(err, qerr.ErrNotStarted) {
-		t.Errorf("Shutdown = %v, want ErrNotStarted", err)
-	}
-	opened := make(chan error, 1)
-	go func() {
-		s, err := server.OpenOutboundStream(ctx, stream.Unidirectional, false)
-		if err == nil {
-			_, err = s.Write([]byte("after connected"))
-			s.Close()
-		}
-		opened <- err
-	}()
-	select {
-	case err := <-opened:
-		t.Fatalf("OpenOutboundStream returned in Connecting: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	e.pipe.Partition(false)
-	if err := server.Accept(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-opened; err != nil {
-		t.Fatalf("OpenOutboundStream after Connected: %v", err)
-	}
-	if err := <-startErr; err != nil {
-		t.Fatal(err)
-	}
-	rs, err := client.AcceptInboundUniStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := io.ReadAll(rs); string(b) != "after connected" {
-		t.Errorf("read %q", b)
-	}
-}
-
-// TestShutdownStates covers the Shutdown / ShutdownComplete column, for a
-// local and a peer shutdown.
-func TestShutdownStates(t *testing.T) {
-	for _, local := range []bool{true, false} {
-		name := map[bool]string{true: "local", false: "peer"}[local]
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, envOptions{server: conn.Settings{DatagramReceiveEnabled: true}, client: conn.Settings{DatagramReceiveEnabled: true}})
-			c, peer := e.pair()
-			ctx := ctxT(t, 5*time.Second)
-			if local {
-				if err := c.Shutdown(7); err != nil {
-					t.Fatal(err)
-				}
-				if got := c.State(); got != conn.Shutdown && got != conn.ShutdownComplete {
-					t.Errorf("State right after Shutdown = %v", got)
-				}
-				assertReason(t, c.Err(), qerr.ShutdownByLocal, 7)
-			} else {
-				if err := peer.ShutdownAndWait(ctx, 7); err != nil {
-					t.Fatal(err)
-				}
-			}
-			<-c.WatchShutdown()
-			if local {
-				assertReason(t, c.Err(), qerr.ShutdownByLocal, 7)
-			} else {
-				assertReason(t, c.Err(), qerr.ShutdownByPeer, 7)
-			}
-			lost := map[string]error{
-				"Start":                  c.Start(ctx, e.cfg, e.host, e.port),
-				"Accept":                 c.Accept(ctx),
-				"OpenOutboundStream":     second(c.OpenOutboundStream(ctx, stream.Bidirectional, false)),
-				"OpenSendStream":         second(c.OpenSendStream(ctx)),
-				"AcceptInboundStream":    second(c.AcceptInboundStream(ctx)),
-				"AcceptInboundUniStream": second(c.AcceptInboundUniStream(ctx)),
-				"ReceiveDatagram":        second(c.ReceiveDatagram(ctx)),
-				"SendDatagram":           c.SendDatagram([]byte("x")),
-			}
-			for op, err := range lost {
-				if !errors.Is(err, qerr.ErrConnectionLost) {
-					t.Errorf("%s after shutdown = %v, want ConnectionLost", op, err)
-				}
-			}
-			if err := c.Shutdown(8); err != nil {
-				t.Errorf("Shutdown again = %v, want nil", err)
-			}
-			if err := c.Shutdown(1 << 62); !errors.Is(err, qerr.ErrInvalidCode) {
-				t.Errorf("Shutdown(1<<62) = %v, want ErrInvalidCode", err)
-			}
-			err := c.ShutdownAndWait(ctx, 8)
-			if local && err != nil {
-				t.Errorf("ShutdownAndWait after local shutdown = %v, want nil", err)
-			}
-			if !local && !errors.Is(err, qerr.ErrConnectionLost) {
-				t.Errorf("ShutdownAndWait after peer shutdown = %v, want ConnectionLost", err)
-			}
-			if cert, err := c.ReceiveRemoteCertificate(ctx); err != nil || cert == nil {
-				t.Errorf("ReceiveRemoteCertificate after shutdown = %v, %v; want the stored certificate", cert, err)
-			}
-			if c.MaxDatagramSize() != 0 {
-				t.Error("MaxDatagramSize after shutdown is not 0")
-			}
-			if got := c.State(); got != conn.ShutdownComplete {
-				t.Errorf("State = %v", got)
-			}
-		})
-	}
-}
-
-func second[T any](_ T, err error) error { return err }
-
-// TestConnectedWaits: in Connected, accepting and receiving wait for the
-// peer, and each returns within 100 ms of its context ending.
-func TestConnectedWaits(t *testing.T) {
+// TestShutdownWakesEveryWaiter: the connection shutting down wakes, in one
+// step, every goroutine blocked on it, each with the connection's error.
+func TestShutdownWakesEveryWaiter(t *testing.T) {
 	s := conn.Settings{DatagramReceiveEnabled: true, PeerBidiStreamCount: 1}
-	e := newEnv(t, envOptions{server: s, client: s})
-	c, peer := e.pair()
-	ctx := ctxT(t, 5*time.Second)
-	// Use up the peer's limit of one bidirectional stream.
-	if _, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false); err != nil {
-		t.Fatal(err)
+	beforeConnected := map[string]operation{
+		"Start":                    opStart,
+		"Accept":                   opAccept,
+		"ReceiveRemoteCertificate": opCert,
+		"OpenOutboundStream":       opOpen(stream.Bidirectional, false),
+		"OpenSendStream":           opOpenSend,
+		"AcceptInboundStream":      opAcceptStream,
+		"AcceptInboundUniStream":   opAcceptUni,
+		"ReceiveDatagram":          opReceiveDatagram,
+		"ShutdownAndWait":          opShutdownAndWait,
 	}
-	ops := map[string]func(context.Context) error{
-		"AcceptInboundStream":    func(ctx context.Context) error { _, err := c.AcceptInboundStream(ctx); return err },
-		"AcceptInboundUniStream": func(ctx context.Context) error { _, err := c.AcceptInboundUniStream(ctx); return err },
-		"ReceiveDatagram":        func(ctx context.Context) error { _, err := c.ReceiveDatagram(ctx); return err },
-		"OpenOutboundStream": func(ctx context.Context) error {
-			_, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
-			return err
-		},
-		"ShutdownAndWait(peer)": func(ctx context.Context) error { return peer.ShutdownAndWait(ctx, 0) },
+	connected := map[string]operation{
+		"AcceptInboundStream":    opAcceptStream,
+		"AcceptInboundUniStream": opAcceptUni,
+		"ReceiveDatagram":        opReceiveDatagram,
+		"OpenOutboundStream":     opOpen(stream.Bidirectional, false), // at the limit
 	}
-	for op, f := range ops {
-		if op == "ShutdownAndWait(peer)" {
-			continue // it does not wait in Connected: it shuts down
-		}
-		for _, kind := range []string{"cancel", "deadline"} {
-			var ctx context.Context
-			var cancel context.CancelFunc
-			if kind == "cancel" {
-				ctx, cancel = context.WithCancel(context.Background())
-			} else {
-				ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	// The peer allows one bidirectional stream: use it up.
+	atTheLimit := func(v variant) variant {
+		return variant{v.name, func(t *testing.T, s conn.Settings) *fixture {
+			f := v.enter(t, s)
+			if _, err := f.c.OpenOutboundStream(context.Background(), stream.Bidirectional, false); err != nil {
+				t.Fatal(err)
 			}
-			type result struct {
-				err error
-				at  time.Time
-			}
-			done := make(chan result, 1)
-			go func() {
-				err := f(ctx)
-				done <- result{err, time.Now()}
-			}()
-			ended := time.Now().Add(20 * time.Millisecond) // the deadline
-			if kind == "cancel" {
-				time.Sleep(20 * time.Millisecond)
-				ended = time.Now()
-				cancel()
-			}
-			select {
-			case r := <-done:
-				want := context.Canceled
-				if kind == "deadline" {
-					want = context.DeadlineExceeded
-				}
-				if !errors.Is(r.err, want) {
-					t.Errorf("%s (%s) = %v, want %v", op, kind, r.err, want)
-				}
-				if late := r.at.Sub(ended); late > 100*time.Millisecond {
-					t.Errorf("%s (%s) returned %v after its context ended, want within 100ms", op, kind, late)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%s (%s) did not return after its context ended", op, kind)
-			}
-			cancel()
-		}
+			return f
+		}}
 	}
-	if c.State() != conn.Connected {
-		t.Fatalf("State = %v", c.State())
+	tests := []struct {
+		state conn.State
+		v     variant
+		ops   map[string]operation
+	}{
+		{conn.Open, inOpen[0], map[string]operation{"Accept": opAccept, "ReceiveRemoteCertificate": opCert}},
+		{conn.Connecting, inConnecting[0], beforeConnected},
+		{conn.Connecting, inConnecting[1], beforeConnected},
+		{conn.Connected, atTheLimit(inConnected[0]), connected},
+		{conn.Connected, atTheLimit(inConnected[1]), connected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.state.String()+"/"+tt.v.name, bubble(func(t *testing.T) {
+			f := tt.v.enter(t, s)
+			done := make(map[string]<-chan result)
+			for name, op := range tt.ops {
+				done[name] = started(func() error { return op(context.Background(), f) })
+			}
+			watched := started(func() error { <-f.c.WatchShutdown(); return nil })
+			synctest.Wait()
+			for name, d := range done {
+				select {
+				case r := <-d:
+					t.Fatalf("%s returned %v, want it to wait", name, r.err)
+				default:
+				}
+			}
+			ended := time.Now()
+			f.end()
+			for name, d := range done {
+				r := <-d
+				if p := connErrorProblem(f.c, r.err, f.endReason, f.endCode); p != "" {
+					t.Errorf("%s: %s", name, p)
+				}
+				if late := r.at.Sub(ended); late != 0 {
+					t.Errorf("%s returned %v after the shutdown, want at once", name, late)
+				}
+			}
+			if late := (<-watched).at.Sub(ended); late != 0 {
+				t.Errorf("WatchShutdown closed %v after the shutdown, want at once", late)
+			}
+			if st := f.c.State(); st != conn.ShutdownComplete {
+				t.Errorf("State = %v, want ShutdownComplete", st)
+			}
+		}))
 	}
 }
 
-// TestPeerShutdownWakes: the connection shutting down wakes every goroutine
-// blocked on it.
-func TestPeerShutdownWakes(t *testing.T) {
-	s := conn.Settings{DatagramReceiveEnabled: true, PeerBidiStreamCount: 1}
-	e := newEnv(t, envOptions{server: s, client: s})
-	c, peer := e.pair()
-	ctx := ctxT(t, 5*time.Second)
-	if _, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	errs := map[string]error{}
-	record := func(op string, err error) { mu.Lock(); errs[op] = err; mu.Unlock() }
-	wg.Go(func() { _, err := c.AcceptInboundStream(ctx); record("AcceptInboundStream", err) })
-	wg.Go(func() { _, err := c.AcceptInboundUniStream(ctx); record("AcceptInboundUniStream", err) })
-	wg.Go(func() { _, err := c.ReceiveDatagram(ctx); record("ReceiveDatagram", err) })
-	wg.Go(func() {
-		_, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
-		record("OpenOutboundStream", err)
-	})
-	wg.Go(func() { <-c.WatchShutdown() })
-	time.Sleep(20 * time.Millisecond)
-	if err := peer.Shutdown(0x99); err != nil {
-		t.Fatal(err)
-	}
-	within(t, 2*time.Second, "blocked calls after peer shutdown", wg.Wait)
-	for op, err := range errs {
-		var ce *qerr.ConnectionError
-		if !errors.As(err, &ce) || ce.Reason != qerr.ShutdownByPeer || ce.Code != 0x99 {
-			t.Errorf("%s = %v, want ShutdownByPeer 0x99", op, err)
-		}
-	}
-}
-
-// TestStreamLimit: the peer allows one stream; a second open waits, or
-// fails with ErrLimitReached when failOnBlocked, and the waiting open
-// succeeds once the first stream is done.
-func TestStreamLimit(t *testing.T) {
-	for _, typ := range []stream.Type{stream.Bidirectional, stream.Unidirectional} {
-		t.Run(typ.String(), func(t *testing.T) {
-			s := conn.Settings{PeerBidiStreamCount: 1, PeerUniStreamCount: 1}
-			e := newEnv(t, envOptions{server: s, client: s})
+// TestLostConnectionErrors: once the connection is lost, every stream and
+// datagram operation fails with the connection's own *ConnectionError —
+// the value Err returns — however it was lost, whether the operation was
+// blocked at the time or came after.
+func TestLostConnectionErrors(t *testing.T) {
+	dgrams := conn.Settings{DatagramReceiveEnabled: true}
+	losses := []struct {
+		name   string
+		pair   func(t *testing.T) (c, peer *conn.Connection, lose func())
+		reason qerr.Reason
+		code   uint64
+	}{
+		{"peer shutdown", func(t *testing.T) (*conn.Connection, *conn.Connection, func()) {
+			c, peer := conntest.NewPair(t, conntest.WithSettings(dgrams))
+			return c, peer, func() { peer.Shutdown(0x31) }
+		}, qerr.ShutdownByPeer, 0x31},
+		{"local shutdown", func(t *testing.T) (*conn.Connection, *conn.Connection, func()) {
+			c, peer := conntest.NewPair(t, conntest.WithSettings(dgrams))
+			return c, peer, func() { c.Shutdown(0x32) }
+		}, qerr.ShutdownByLocal, 0x32},
+		{"idle timeout", func(t *testing.T) (*conn.Connection, *conn.Connection, func()) {
+			s := dgrams
+			s.IdleTimeout = time.Second
+			c, peer := conntest.NewPair(t, conntest.WithSettings(s))
+			return c, peer, func() {} // nothing is sent: the fake clock runs to the timeout
+		}, qerr.IdleTimeout, 0},
+		{"registration closed", func(t *testing.T) (*conn.Connection, *conn.Connection, func()) {
+			e := newEnv(t, envOptions{server: dgrams, client: dgrams, net: inMemory})
 			c, peer := e.pair()
-			ctx := ctxT(t, 5*time.Second)
-			first, err := c.OpenOutboundStream(ctx, typ, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.OpenOutboundStream(ctx, typ, true); !errors.Is(err, qerr.ErrLimitReached) {
-				t.Fatalf("second open with failOnBlocked = %v, want ErrLimitReached", err)
-			}
-			second := make(chan error, 1)
-			go func() {
-				_, err := c.OpenOutboundStream(ctx, typ, false)
-				second <- err
-			}()
-			select {
-			case err := <-second:
-				t.Fatalf("second open did not wait: %v", err)
-			case <-time.After(50 * time.Millisecond):
-			}
-			// Finish the first stream on both sides.
-			first.Write([]byte("x"))
-			first.Close()
-			if typ == stream.Bidirectional {
-				ps, err := peer.AcceptInboundStream(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				io.ReadAll(ps)
-				ps.Close()
-				io.ReadAll(first)
-			} else {
-				ps, err := peer.AcceptInboundUniStream(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				io.ReadAll(ps)
-			}
-			select {
-			case err := <-second:
-				if err != nil {
-					t.Fatalf("waiting open: %v", err)
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("waiting open did not succeed after the first stream was done")
-			}
-		})
+			return c, peer, func() { e.reg.Close() }
+		}, qerr.ConnectionClosed, 0},
 	}
-}
-
-// TestDatagrams: denied when the peer did not enable them or this side did
-// not, too big above MaxDatagramSize, accepted at exactly MaxDatagramSize.
-func TestDatagrams(t *testing.T) {
-	on := conn.Settings{DatagramReceiveEnabled: true}
-	t.Run("peer disabled", func(t *testing.T) {
-		e := newEnv(t, envOptions{client: on})
-		c, _ := e.pair()
-		if err := c.SendDatagram([]byte("x")); !errors.Is(err, qerr.ErrDatagramDenied) {
-			t.Errorf("SendDatagram = %v, want ErrDatagramDenied", err)
+	type streams struct {
+		bidi *stream.Stream
+		send *stream.SendStream
+		c    *conn.Connection
+	}
+	ops := []struct {
+		name    string
+		blocked bool // called before the loss, and blocked in it
+		call    func(s streams) error
+	}{
+		{"Read", false, func(s streams) error { return second(s.bidi.Read(make([]byte, 8))) }},
+		{"Read/blocked", true, func(s streams) error { return second(s.bidi.Read(make([]byte, 8))) }},
+		{"ReadChunk", false, func(s streams) error { return second(s.bidi.ReadChunk(context.Background())) }},
+		{"Write", false, func(s streams) error { return second(s.bidi.Write([]byte("x"))) }},
+		{"WriteChunks", false, func(s streams) error { return second(s.bidi.WriteChunks([][]byte{[]byte("x")}, false)) }},
+		{"Close", false, func(s streams) error { return s.bidi.Close() }},
+		{"Send", false, func(s streams) error { return s.send.Send(context.Background(), []byte("m")) }},
+		{"ReceiveDatagram", false, func(s streams) error { return second(s.c.ReceiveDatagram(context.Background())) }},
+		{"ReceiveDatagram/blocked", true, func(s streams) error { return second(s.c.ReceiveDatagram(context.Background())) }},
+	}
+	for _, loss := range losses {
+		for _, op := range ops {
+			t.Run(loss.name+"/"+op.name, bubble(func(t *testing.T) {
+				c, _, lose := loss.pair(t)
+				ctx := context.Background()
+				bidi, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				send, err := c.OpenSendStream(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := streams{bidi, send, c}
+				var done <-chan result
+				if op.blocked {
+					done = started(func() error { return op.call(s) })
+					if r, waiting := blocked(done); !waiting {
+						t.Fatalf("returned %v before the loss", r.err)
+					}
+				}
+				lose()
+				<-c.WatchShutdown()
+				if !op.blocked {
+					done = started(func() error { return op.call(s) })
+				}
+				assertConnError(t, c, (<-done).err, loss.reason, loss.code)
+			}))
 		}
-		if n := c.MaxDatagramSize(); n != 0 {
-			t.Errorf("MaxDatagramSize = %d, want 0", n)
-		}
-	})
-	t.Run("local disabled", func(t *testing.T) {
-		e := newEnv(t, envOptions{server: on})
-		c, _ := e.pair()
-		if err := c.SendDatagram([]byte("x")); !errors.Is(err, qerr.ErrDatagramDenied) {
-			t.Errorf("SendDatagram = %v, want ErrDatagramDenied", err)
-		}
-		if _, err := c.ReceiveDatagram(ctxT(t, time.Second)); !errors.Is(err, qerr.ErrDatagramDenied) {
-			t.Errorf("ReceiveDatagram = %v, want ErrDatagramDenied", err)
-		}
-	})
-	t.Run("sizes", func(t *testing.T) {
-		e := newEnv(t, envOptions{server: on, client: on})
-		c, peer := e.pair()
-		max := c.MaxDatagramSize()
-		if max < 1000 || max > 1500 {
-			t.Fatalf("MaxDatagramSize = %d", max)
-		}
-		err := c.SendDatagram(make([]byte, max+1))
-		var tooBig *qerr.DatagramTooBigError
-		if !errors.As(err, &tooBig) || !errors.Is(err, qerr.ErrDatagramTooBig) || tooBig.Max != max {
-			t.Fatalf("SendDatagram(max+1) = %v, want DatagramTooBigError{Max: %d}", err, max)
-		}
-		full := bytes.Repeat([]byte{0xd}, max)
-		if err := c.SendDatagram(full); err != nil {
-			t.Fatalf("SendDatagram(max) = %v", err)
-		}
-		got, err := peer.ReceiveDatagram(ctxT(t, 5*time.Second))
-		if err != nil || !bytes.Equal(got, full) {
-			t.Fatalf("ReceiveDatagram = %d bytes, %v", len(got), err)
-		}
-	})
-	t.Run("queue bound", func(t *testing.T) {
-		s := conn.Settings{DatagramReceiveEnabled: true, DatagramQueueLen: 4}
-		e := newEnv(t, envOptions{server: s, client: s})
-		c, peer := e.pair()
-		ctx := ctxT(t, 5*time.Second)
-		const n = 20
-		for i := range n {
-			if err := c.SendDatagram([]byte{byte(i)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// A stream after the datagrams tells when they have all arrived.
-		s1, _ := c.OpenOutboundStream(ctx, stream.Unidirectional, false)
-		s1.Close()
-		ps, err := peer.AcceptInboundUniStream(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.ReadAll(ps)
-		deadline := time.Now().Add(2 * time.Second)
-		for peer.Stats().DatagramsReceived < n && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		st := peer.Stats()
-		if st.DatagramsReceived != n || st.DatagramsQueued != 4 || st.DatagramsDropped != n-4 {
-			t.Fatalf("Stats = %+v, want %d received, 4 queued, %d dropped", st, n, n-4)
-		}
-		for i := n - 4; i < n; i++ {
-			d, err := peer.ReceiveDatagram(ctx)
-			if err != nil || len(d) != 1 || d[0] != byte(i) {
-				t.Fatalf("ReceiveDatagram = %v, %v; want [%d] (oldest dropped first)", d, err, i)
-			}
-		}
-	})
+	}
 }
 
 // TestALPNMismatch: no common protocol fails the handshake on both sides
 // with an error that says so.
 func TestALPNMismatch(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	ctx := ctxT(t, 5*time.Second)
-	c := e.client()
-	err := c.Start(ctx, conn.DefaultConfiguration("other-proto"), e.host, e.port)
-	var ce *qerr.ConnectionError
-	if !errors.As(err, &ce) || ce.Reason != qerr.ShutdownByTransport || ce.Code != 0x178 {
-		t.Fatalf("Start = %v, want ShutdownByTransport with code 0x178 (no_application_protocol)", err)
-	}
-	if !strings.Contains(err.Error(), "application protocol") {
-		t.Errorf("error %q does not say what failed", err)
-	}
-	if c.State() != conn.ShutdownComplete {
-		t.Errorf("State = %v", c.State())
-	}
-}
-
-// TestIdleTimeout: a partition longer than the idle timeout ends both sides
-// with reason IdleTimeout and wakes blocked calls.
-func TestIdleTimeout(t *testing.T) {
-	s := conn.Settings{IdleTimeout: 300 * time.Millisecond}
-	e := newEnv(t, envOptions{server: s, client: s, net: networks[1]})
-	c, peer := e.pair()
-	blocked := make(chan error, 1)
-	go func() { _, err := c.AcceptInboundStream(context.Background()); blocked <- err }()
-	e.pipe.Partition(true)
-	start := time.Now()
-	for _, x := range []*conn.Connection{c, peer} {
-		select {
-		case <-x.WatchShutdown():
-		case <-time.After(300*time.Millisecond + 2*time.Second):
-			t.Fatal("no idle timeout within IdleTimeout + 2s")
-		}
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envOptions{net: inMemory})
+		c := e.client()
+		err := c.Start(context.Background(), conn.DefaultConfiguration("other-proto"), e.host, e.port)
 		var ce *qerr.ConnectionError
-		if errors.As(x.Err(), &ce) {
-			t.Logf("err %#v", ce.Err)
+		if !errors.As(err, &ce) || ce.Reason != qerr.ShutdownByTransport || ce.Code != 0x178 {
+			t.Fatalf("Start = %v, want ShutdownByTransport with code 0x178 (no_application_protocol)", err)
 		}
-		assertReason(t, x.Err(), qerr.IdleTimeout, 0)
-	}
-	t.Logf("idle timeout after %v", time.Since(start))
-	if err := <-blocked; !errors.Is(err, qerr.ErrConnectionLost) {
-		t.Errorf("blocked AcceptInboundStream = %v", err)
-	}
+		if !strings.Contains(err.Error(), "application protocol") {
+			t.Errorf("error %q does not say what failed", err)
+		}
+		if c.State() != conn.ShutdownComplete {
+			t.Errorf("State = %v", c.State())
+		}
+	})
 }
 
-// TestHandshakeTimeout: a server that never answers ends the handshake with
-// reason HandshakeTimeout after Settings.HandshakeTimeout.
+// TestIdleTimeout: a partition longer than the idle timeout ends both sides,
+// one idle timeout after the last packet, with reason IdleTimeout, and
+// wakes blocked calls.
+func TestIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const idle = 300 * time.Millisecond
+		s := conn.Settings{IdleTimeout: idle}
+		// Without a delay quic-go measures no round-trip time and waits
+		// 3 PTOs of its initial estimate (600ms) instead of IdleTimeout.
+		e := newEnv(t, envOptions{server: s, client: s, net: inMemory, link: conntest.Link{Delay: time.Millisecond}})
+		c, peer, sock := e.pairOn()
+		waiting := started(func() error { return second(c.AcceptInboundStream(context.Background())) })
+		synctest.Wait() // the handshake's last packets have arrived
+		sock.Partition(true)
+		start := time.Now()
+		for _, x := range []*conn.Connection{c, peer} {
+			<-x.WatchShutdown()
+			if d := time.Since(start); d != idle {
+				t.Errorf("closed %v after the partition, want the idle timeout, %v", d, idle)
+			}
+			assertReason(t, x.Err(), qerr.IdleTimeout, 0)
+		}
+		assertConnError(t, c, (<-waiting).err, qerr.IdleTimeout, 0)
+	})
+}
+
+// TestHandshakeTimeout: a handshake that does not complete within
+// Settings.HandshakeTimeout ends then, with reason HandshakeTimeout and an
+// error that names the peer's address, and says so when nothing answered.
 func TestHandshakeTimeout(t *testing.T) {
-	reg := conn.NewRegistration(t.Name())
-	defer reg.Close()
-	c, startErr := stuckClient(t, reg, conn.Settings{HandshakeTimeout: 200 * time.Millisecond})
-	start := time.Now()
-	var err error
-	select {
-	case err = <-startErr:
-	case <-time.After(2 * time.Second):
-		t.Fatal("Start did not give up")
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("handshake timeout after %v, budget 200ms", d)
-	}
-	assertReason(t, err, qerr.HandshakeTimeout, 0)
-	assertReason(t, c.Err(), qerr.HandshakeTimeout, 0)
-}
-
-// TestStartCancel: cancelling Start's context abandons the handshake.
-func TestStartCancel(t *testing.T) {
-	reg := conn.NewRegistration(t.Name())
-	defer reg.Close()
-	a, b := conntest.NewPipe(conntest.Link{})
-	defer a.Close()
-	defer b.Close()
-	_, cc := creds(t)
-	c, _ := conn.New(reg, cc, conn.WithPacketConn(a))
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- c.Start(ctx, conn.DefaultConfiguration(alpn), "127.0.0.2", 1) }()
-	time.Sleep(20 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Start = %v, want context.Canceled", err)
+	const budget = 200 * time.Millisecond
+	s := conn.Settings{HandshakeTimeout: budget}
+	t.Run("client, nothing answers", bubble(func(t *testing.T) {
+		e := newEnv(t, envOptions{client: s, net: inMemory})
+		c := e.client()
+		start := time.Now()
+		err := c.Start(context.Background(), e.cfg, silentHost, serverPort)
+		if d := time.Since(start); d != budget {
+			t.Errorf("Start gave up after %v, want the budget, %v", d, budget)
 		}
-	case <-time.After(100 * time.Millisecond):
-		t.Fatal("Start did not return within 100ms of cancellation")
-	}
-	<-c.WatchShutdown()
-	assertReason(t, c.Err(), qerr.ConnectionClosed, 0)
+		assertReason(t, err, qerr.HandshakeTimeout, 0)
+		assertConnError(t, c, err, qerr.HandshakeTimeout, 0)
+		for _, want := range []string{silentHost + ":443", "nothing answered"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Start = %q, want it to say %q", err, want)
+			}
+		}
+	}))
+	t.Run("server, the client goes silent", bubble(func(t *testing.T) {
+		e := newEnv(t, envOptions{server: s, net: inMemory, link: conntest.Link{Delay: 10 * time.Millisecond}})
+		client, sock := e.clientOn()
+		go client.Start(context.Background(), e.cfg, e.host, e.port)
+		server, err := e.ln.Accept(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sock.Partition(true) // before the client's second flight
+		start := time.Now()
+		err = server.Accept(context.Background())
+		// The budget runs from the client's first packet, which arrived
+		// when Accept handed the connection out.
+		if d := time.Since(start); d != budget {
+			t.Errorf("Accept gave up after %v, want the budget, %v", d, budget)
+		}
+		assertConnError(t, server, err, qerr.HandshakeTimeout, 0)
+		if want := sock.LocalAddr().String(); !strings.Contains(err.Error(), want) {
+			t.Errorf("Accept = %q, want it to name the client, %s", err, want)
+		}
+		if strings.Contains(err.Error(), "nothing answered") {
+			t.Errorf("Accept = %q: the client did answer", err)
+		}
+	}))
 }
 
 // TestCertificateRejected: a rejected certificate is reported as
 // ErrBadCertificate on the rejecting side, which never reaches Connected.
 func TestCertificateRejected(t *testing.T) {
 	for _, rejecter := range []string{"server", "client"} {
-		t.Run(rejecter+" rejects", func(t *testing.T) {
-			e := newEnv(t, envOptions{})
+		t.Run(rejecter+" rejects", bubble(func(t *testing.T) {
+			e := newEnv(t, envOptions{net: inMemory})
 			stranger, err := certverifyStranger()
 			if err != nil {
 				t.Fatal(err)
@@ -801,16 +412,15 @@ func TestCertificateRejected(t *testing.T) {
 				e.clientCred.UntrustHashes(hashOf(e.serverCred))
 				e.clientCred.TrustHashes(hashOf(stranger))
 			}
-			ctx := ctxT(t, 5*time.Second)
+			ctx := context.Background()
 			c := e.client()
-			startErr := make(chan error, 1)
-			go func() { startErr <- c.Start(ctx, e.cfg, e.host, e.port) }()
+			startErr := started(func() error { return c.Start(ctx, e.cfg, e.host, e.port) })
 			s, err := e.ln.Accept(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			acceptErr := s.Accept(ctx)
-			sErr := <-startErr
+			sErr := (<-startErr).err
 			if rejecter == "server" {
 				if !errors.Is(acceptErr, qerr.ErrBadCertificate) {
 					t.Errorf("server Accept = %v, want ErrBadCertificate", acceptErr)
@@ -819,8 +429,6 @@ func TestCertificateRejected(t *testing.T) {
 				if !errors.As(acceptErr, &certErr) {
 					t.Errorf("server error %v holds no *CertificateError", acceptErr)
 				}
-				// The client may have completed its side of the handshake
-				// (see Start's doc); it loses the connection right after.
 				<-c.WatchShutdown()
 				var ce *qerr.ConnectionError
 				if !errors.As(c.Err(), &ce) || ce.Code != 0x12a {
@@ -845,68 +453,226 @@ func TestCertificateRejected(t *testing.T) {
 			if !errors.Is(rejecting.Err(), qerr.ErrBadCertificate) {
 				t.Errorf("%s Err = %v, want ErrBadCertificate", rejecter, rejecting.Err())
 			}
-		})
+		}))
 	}
 }
 
 // TestRegistration: WaitIdle waits for live connections and listeners;
 // Close ends them all, and nothing can be started afterwards.
 func TestRegistration(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	c, s := e.pair()
-	ctx := ctxT(t, 5*time.Second)
-	if err := e.reg.WaitIdle(ctxT(t, 50*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitIdle with live connections = %v", err)
-	}
-	idle := make(chan error, 1)
-	go func() { idle <- e.reg.WaitIdle(ctx) }()
-	within(t, 2*time.Second, "Registration.Close", func() { e.reg.Close() })
-	if err := <-idle; err != nil {
-		t.Fatalf("WaitIdle after Close = %v", err)
-	}
-	for _, x := range []*conn.Connection{c, s} {
-		if x.State() != conn.ShutdownComplete {
-			t.Errorf("State = %v after Registration.Close", x.State())
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envOptions{net: inMemory})
+		c, s := e.pair()
+		ctx := context.Background()
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := e.reg.WaitIdle(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitIdle with live connections = %v", err)
 		}
-		assertReason(t, x.Err(), qerr.ConnectionClosed, 0)
+		if d := time.Since(start); d != 50*time.Millisecond {
+			t.Errorf("WaitIdle returned %v after it began, want at its deadline", d)
+		}
+		idle := started(func() error { return e.reg.WaitIdle(ctx) })
+		if r, waiting := blocked(idle); !waiting {
+			t.Fatalf("WaitIdle with live connections returned %v", r.err)
+		}
+		closing := time.Now()
+		e.reg.Close()
+		if d := time.Since(closing); d != 0 {
+			t.Errorf("Registration.Close took %v, want it to close at once", d)
+		}
+		if r := <-idle; r.err != nil {
+			t.Fatalf("WaitIdle after Close = %v", r.err)
+		}
+		for _, x := range []*conn.Connection{c, s} {
+			if x.State() != conn.ShutdownComplete {
+				t.Errorf("State = %v after Registration.Close", x.State())
+			}
+			assertReason(t, x.Err(), qerr.ConnectionClosed, 0)
+		}
+		if _, err := e.ln.Accept(ctx); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Listener.Accept after Registration.Close = %v", err)
+		}
+		if _, err := conn.New(e.reg, e.clientCred); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("New after Close = %v", err)
+		}
+		sock := e.socket(serverHost + ":4433")
+		if _, err := conn.Listen(e.reg, "", e.cfg, e.serverCred, conn.WithPacketConn(sock)); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Listen after Close = %v", err)
+		}
+	})
+}
+
+// TestWaitIdle: WaitIdle returns nil once the registration owns nothing
+// live, which wins over a context that has ended too, and the context's
+// error while something lives.
+func TestWaitIdle(t *testing.T) {
+	ended := func() context.Context {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
 	}
-	if _, err := e.ln.Accept(ctx); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Listener.Accept after Registration.Close = %v", err)
+	t.Run("idle, context ended", bubble(func(t *testing.T) {
+		reg := conn.NewRegistration(t.Name())
+		defer reg.Close()
+		if err := reg.WaitIdle(ended()); err != nil {
+			t.Errorf("WaitIdle = %v, want nil", err)
+		}
+	}))
+	t.Run("idle after Close, context ended", bubble(func(t *testing.T) {
+		e := newEnv(t, envOptions{net: inMemory})
+		e.pair()
+		e.reg.Close()
+		if err := e.reg.WaitIdle(ended()); err != nil {
+			t.Errorf("WaitIdle = %v, want nil", err)
+		}
+	}))
+	t.Run("live, context ended", bubble(func(t *testing.T) {
+		e := newEnv(t, envOptions{net: inMemory})
+		if err := e.reg.WaitIdle(ended()); !errors.Is(err, context.Canceled) {
+			t.Errorf("WaitIdle with a listener = %v, want context.Canceled", err)
+		}
+	}))
+	t.Run("becomes idle", bubble(func(t *testing.T) {
+		e := newEnv(t, envOptions{net: inMemory})
+		c, s := e.pair()
+		idle := started(func() error { return e.reg.WaitIdle(context.Background()) })
+		for _, step := range []func() error{
+			func() error { return c.ShutdownAndWait(context.Background(), 0) },
+			func() error { <-s.WatchShutdown(); return nil },
+		} {
+			if r, waiting := blocked(idle); !waiting {
+				t.Fatalf("WaitIdle returned %v while something lives", r.err)
+			}
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r, waiting := blocked(idle); !waiting {
+			t.Fatalf("WaitIdle returned %v while the listener lives", r.err)
+		}
+		e.ln.Close()
+		if r := <-idle; r.err != nil {
+			t.Errorf("WaitIdle = %v, want nil", r.err)
+		}
+	}))
+}
+
+// TestConfigErrors: what cannot make a connection or a listener is refused
+// with a *ConfigError naming the field, before any packet is sent and
+// without leaving anything live in the registration.
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, op, field string
+		call            func(reg *conn.Registration, cfg *conn.Configuration, cred *certverify.Credential, pc net.PacketConn) error
+	}{
+		{"New without a registration", "new", "Registration", func(_ *conn.Registration, _ *conn.Configuration, cred *certverify.Credential, pc net.PacketConn) error {
+			return second(conn.New(nil, cred, conn.WithPacketConn(pc)))
+		}},
+		{"New without a credential", "new", "Credential", func(reg *conn.Registration, _ *conn.Configuration, _ *certverify.Credential, pc net.PacketConn) error {
+			return second(conn.New(reg, nil, conn.WithPacketConn(pc)))
+		}},
+		{"Listen without a registration", "listen", "Registration", func(_ *conn.Registration, cfg *conn.Configuration, cred *certverify.Credential, pc net.PacketConn) error {
+			return second(conn.Listen(nil, "", cfg, cred, conn.WithPacketConn(pc)))
+		}},
+		{"Listen without a credential", "listen", "Credential", func(reg *conn.Registration, cfg *conn.Configuration, _ *certverify.Credential, pc net.PacketConn) error {
+			return second(conn.Listen(reg, "", cfg, nil, conn.WithPacketConn(pc)))
+		}},
+		{"Listen without a certificate", "listen", "Credential.Certificate", func(reg *conn.Registration, cfg *conn.Configuration, _ *certverify.Credential, pc net.PacketConn) error {
+			return second(conn.Listen(reg, "", cfg, &certverify.Credential{}, conn.WithPacketConn(pc)))
+		}},
+		{"Listen at another address than the packet conn's", "listen", "addr", func(reg *conn.Registration, cfg *conn.Configuration, cred *certverify.Credential, pc net.PacketConn) error {
+			return second(conn.Listen(reg, serverHost+":9", cfg, cred, conn.WithPacketConn(pc)))
+		}},
 	}
-	if _, err := conn.New(e.reg, e.clientCred); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("New after Close = %v", err)
-	}
-	if _, err := conn.Listen(e.reg, "127.0.0.1:0", e.cfg, e.serverCred); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Listen after Close = %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			n := conntest.NewNetwork(conntest.Link{})
+			pc, err := n.ListenPacket(serverHost + ":443")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			reg := conn.NewRegistration(t.Name())
+			defer reg.Close()
+			cred, _ := creds(t)
+			cfg := conn.DefaultConfiguration(alpn)
+
+			err = tt.call(reg, cfg, cred, pc)
+			var ce *qerr.ConfigError
+			var oe *qerr.OpError
+			if !errors.As(err, &ce) || ce.Field != tt.field || !errors.As(err, &oe) || oe.Op != tt.op {
+				t.Fatalf("%v, want a %s *OpError with a ConfigError for %q", err, tt.op, tt.field)
+			}
+			if n := pc.Stats().Sent; n != 0 {
+				t.Errorf("%d packets sent", n)
+			}
+			if err := reg.WaitIdle(context.Background()); err != nil {
+				t.Errorf("WaitIdle: %v", err)
+			}
+			// The socket is free: a listener with the right arguments takes it.
+			ln, err := conn.Listen(reg, "", cfg, cred, conn.WithPacketConn(pc))
+			if err != nil {
+				t.Fatalf("Listen after the refusal: %v", err)
+			}
+			ln.Close()
+		}))
 	}
 }
 
 // TestListenerCloseKeepsConnections: closing a listener stops accepting
 // but lets accepted connections go on.
 func TestListenerCloseKeepsConnections(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	c, s := e.pair()
-	ctx := ctxT(t, 5*time.Second)
-	e.ln.Close()
-	if _, err := e.ln.Accept(ctx); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
-	}
-	go func() {
-		ps, err := s.AcceptInboundStream(ctx)
-		if err == nil {
-			io.Copy(ps, ps)
-			ps.Close()
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envOptions{net: inMemory})
+		c, s := e.pair()
+		ctx := context.Background()
+		e.ln.Close()
+		if _, err := e.ln.Accept(ctx); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
 		}
-	}()
-	st, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Write([]byte("still here"))
-	st.Close()
-	if b, err := io.ReadAll(st); err != nil || string(b) != "still here" {
-		t.Fatalf("echo after listener close: %q, %v", b, err)
-	}
+		go func() {
+			ps, err := s.AcceptInboundStream(ctx)
+			if err == nil {
+				io.Copy(ps, ps)
+				ps.Close()
+			}
+		}()
+		st, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Write([]byte("still here"))
+		st.Close()
+		if b, err := io.ReadAll(st); err != nil || string(b) != "still here" {
+			t.Fatalf("echo after listener close: %q, %v", b, err)
+		}
+	})
+}
+
+// TestListenerCloseRefusesBacklog: connections nobody accepted are closed
+// with the listener, at once rather than at their idle timeout.
+func TestListenerCloseRefusesBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envOptions{net: inMemory})
+		c := e.client()
+		if err := c.Start(context.Background(), e.cfg, e.host, e.port); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		e.ln.Close()
+		<-c.WatchShutdown()
+		if d := time.Since(start); d != 0 {
+			t.Errorf("closed %v after the listener, want at once", d)
+		}
+		// Closed by the server before the handshake was confirmed, the
+		// application close travels as the transport's APPLICATION_ERROR.
+		var ce *qerr.ConnectionError
+		if !errors.As(c.Err(), &ce) || !(ce.Reason == qerr.ShutdownByPeer || ce.Reason == qerr.ShutdownByTransport && ce.Code == 0xc) {
+			t.Errorf("client error %v, want the server's close", c.Err())
+		}
+	})
 }
 
 // TestSharedSocket: connections of one registration that bind the
@@ -1035,28 +801,5 @@ func TestListenerBacklog(t *testing.T) {
 		if c.State() != conn.Connected {
 			t.Errorf("client %v, want Connected", c.State())
 		}
-	}
-}
-
-// TestListenerCloseRefusesBacklog: connections nobody accepted are closed
-// with the listener.
-func TestListenerCloseRefusesBacklog(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	ctx := ctxT(t, 10*time.Second)
-	c := e.client()
-	if err := c.Start(ctx, e.cfg, e.host, e.port); err != nil {
-		t.Fatal(err)
-	}
-	e.ln.Close()
-	select {
-	case <-c.WatchShutdown():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a connection left in the backlog outlived the listener")
-	}
-	// Closed by the server before the handshake was confirmed, the
-	// application close travels as the transport's APPLICATION_ERROR.
-	var ce *qerr.ConnectionError
-	if !errors.As(c.Err(), &ce) || !(ce.Reason == qerr.ShutdownByPeer || ce.Reason == qerr.ShutdownByTransport && ce.Code == 0xc) {
-		t.Errorf("client error %v, want the server's close", c.Err())
 	}
 }
