@@ -36,9 +36,10 @@ var (
 	// stream limit and the caller asked not to wait for credit.
 	ErrLimitReached = errors.New("quicconn: stream limit reached")
 
-	// ErrDatagramDenied reports a datagram that cannot be sent because the
-	// peer did not enable datagram receive.
-	ErrDatagramDenied = errors.New("quicconn: datagrams denied by peer")
+	// ErrDatagramDenied reports datagrams that cannot be used because one
+	// side did not enable them: the peer (it did not enable datagram
+	// receive) or this side's own Settings. The error says which.
+	ErrDatagramDenied = errors.New("quicconn: datagrams denied")
 
 	// ErrDatagramTooBig is matched by *DatagramTooBigError.
 	ErrDatagramTooBig = errors.New("quicconn: datagram too big")
