@@ -120,12 +120,18 @@ func (c *Connection) LocalAddr() (net.Addr, error) {
 	return nil, qerr.Op("local address", c.lt.err)
 }
 
-// RemoteAddr returns the peer's address. It fails with errors.ErrNotStarted
-// in state Open.
+// RemoteAddr returns the peer's address. On a server it follows a client
+// that migrated, or whose address a NAT rebinding changed, once the new path
+// is validated. It fails with errors.ErrNotStarted in state Open.
 func (c *Connection) RemoteAddr() (net.Addr, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
+	case c.isServer && c.qc != nil:
+		// A quic-go server changes its peer's address atomically; a client's
+		// RemoteAddr reads a field that a path switch replaces without a
+		// lock, so clients answer from c.remote (their peer does not move).
+		return c.qc.RemoteAddr(), nil
 	case c.remote != nil:
 		return c.remote, nil
 	case c.lt.state == Open:

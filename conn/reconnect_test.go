@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -315,6 +316,19 @@ func TestMigrate(t *testing.T) {
 				ctx := context.Background()
 				c, s := connectPair(t, ctx, cli, srv)
 				before, _ := c.LocalAddr()
+				// Addresses are read while the path changes: -race checks
+				// that they come from state that the switch does not race.
+				reads := make(chan struct{})
+				go func() {
+					defer close(reads)
+					for range 200 {
+						c.LocalAddr()
+						c.RemoteAddr()
+						s.RemoteAddr()
+						runtime.Gosched()
+					}
+				}()
+				defer func() { <-reads }()
 				transfer4MiB(t, ctx, c, s, func() {
 					switch how {
 					case "Migrate":
@@ -344,6 +358,14 @@ func TestMigrate(t *testing.T) {
 				})
 				if c.State() != conn.Connected || s.State() != conn.Connected {
 					t.Errorf("after the transfer: client %v, server %v", c.State(), s.State())
+				}
+				want := "10.0.0.9:40000" // the NAT's new address
+				if how == "Migrate" {
+					la, _ := c.LocalAddr()
+					want = la.String()
+				}
+				if got, _ := s.RemoteAddr(); got.String() != want {
+					t.Errorf("server's RemoteAddr after the move = %v, want %v (was %v)", got, want, before)
 				}
 			})
 		})
