@@ -190,7 +190,13 @@ func (c *Connection) closeError(cause error) *qerr.ConnectionError {
 			e.Err = errors.Join(lt.own.cause, e.Err)
 		}
 	case lt.state < Connected && (e.Reason == qerr.IdleTimeout || e.Reason == qerr.HandshakeTimeout):
+		// quic-go's own handshake timer fired (its deadline is the
+		// library's budget, plus a margin): say it as the library would.
 		e.Reason = qerr.HandshakeTimeout
+		hte := &handshakeTimeoutError{addr: c.remote, budget: c.cfg.Settings.handshakeTimeout(),
+			answered: c.isServer || lt.cert != nil || lt.certErr != nil}
+		e.Message = hte.Error()
+		e.Err = errors.Join(hte, e.Err)
 	case e.Remote && e.Reason == qerr.ShutdownByTransport:
 		if ce := c.rejectedByPeer(e.Code); ce != nil {
 			e.Message += ": " + ce.Reason

@@ -108,8 +108,10 @@ func (c *Connection) finish() {
 	if c.opts.logger.Enabled(context.Background(), slog.LevelDebug) {
 		c.opts.logger.Debug("quicconn: shutdown complete", "registration", c.reg.name, "server", c.isServer, "err", err)
 	}
+	// Out of the registration first: whoever sees ShutdownComplete (such
+	// as Registration.Close) must find the registration without it.
+	c.reg.removeConn(c)
 	c.mu.Lock()
 	c.setState(ShutdownComplete, nil)
 	c.mu.Unlock()
-	c.reg.removeConn(c)
 }

@@ -60,6 +60,9 @@ func TestResumption(t *testing.T) {
 				if first.Resumed() {
 					t.Fatal("the first connection was resumed")
 				}
+				// A reconnect: the ticket came with the handshake's last
+				// flight, which closing waits past.
+				first.ShutdownAndWait(ctx, 0)
 				if tt.otherRegistration {
 					other := conn.NewRegistration("other")
 					t.Cleanup(func() { other.Close() })
@@ -222,6 +225,7 @@ func TestZeroRTTRejected(t *testing.T) {
 		if _, err := cli.dial(ctx, srv, s); err != nil { // the ticket
 			t.Fatal(err)
 		}
+		synctest.Wait() // the ticket may come a packet after what confirmed the handshake
 
 		// The restart: a new registration and listener with the same
 		// identity, whose TLS session ticket keys are new.

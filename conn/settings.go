@@ -209,12 +209,16 @@ func or[T comparable](v, def T) T {
 	return v
 }
 
+// handshakeTimerMargin puts quic-go's handshake timer after the library's
+// budget, so that the library's, which names the address, fires first.
+const handshakeTimerMargin = time.Second
+
 // quicConfig translates the settings into quic-go's. The handshake budget is
-// enforced by this package; quic-go's own handshake timers are set no
-// shorter, so that a slow handshake always ends with the same reason.
+// enforced by this package; quic-go's own handshake timers are set longer,
+// so that a slow handshake always ends with the same reason and message.
 func (s *Settings) quicConfig(o *options) *quic.Config {
 	qc := &quic.Config{
-		HandshakeIdleTimeout:  s.handshakeTimeout(),
+		HandshakeIdleTimeout:  s.handshakeTimeout() + handshakeTimerMargin,
 		MaxIdleTimeout:        s.idleTimeout(),
 		KeepAlivePeriod:       s.KeepAlive,
 		MaxIncomingStreams:    or(s.PeerBidiStreamCount, DefaultPeerStreamCount),
