@@ -231,12 +231,11 @@ func isClosed(ch <-chan struct{}) bool {
 const minConfirmationWait = 25 * time.Millisecond
 
 // awaitConfirmation waits, for a client whose certificate the server asked
-// for,
-// until the server has confirmed the handshake (RFC 9001, section 4.1.2),
-// so that a server that rejects the certificate makes Start fail rather
-// than succeed and then lose the connection. TLS 1.3 completes the client's
-// handshake a round trip before the server has checked the client's
-// certificate.
+// for, until the server has confirmed the handshake (RFC 9001, section
+// 4.1.2), so that a server that rejects the certificate makes Start fail
+// rather than succeed and then lose the connection. TLS 1.3 completes the
+// client's handshake a round trip before the server has checked the
+// client's certificate.
 //
 // quic-go does not report confirmation, so this waits for what a server
 // sends once it has accepted the client: a session ticket (TLS
@@ -250,21 +249,18 @@ func (c *Connection) awaitConfirmation(ctx context.Context, qc *quic.Conn, confi
 	c.mu.Lock()
 	needed := c.lt.certRequested && !c.cfg.Settings.SkipHandshakeConfirmation
 	c.mu.Unlock()
-	if !needed || confirmed.IsSet() {
+	if !needed {
 		return nil
 	}
-	t := time.NewTimer(max(3*qc.ConnectionStats().SmoothedRTT, minConfirmationWait))
-	defer t.Stop()
-	select {
-	case <-confirmed.Done():
-	case <-qc.Context().Done(): // rejected, or lost: closed reports it
-	case <-t.C:
-	case <-ctx.Done():
-		if confirmed.IsSet() {
-			return nil
-		}
+	// One wait for the event, ended by the bound or by the close as well.
+	wctx, cancel := context.WithTimeout(ctx, max(3*qc.ConnectionStats().SmoothedRTT, minConfirmationWait))
+	defer cancel()
+	stop := context.AfterFunc(qc.Context(), cancel)
+	defer stop()
+	if confirmed.Wait(wctx) != nil && ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
+	// Confirmed; or not confirmed in time; or closed, which closed reports.
 	return nil
 }
 
