@@ -138,11 +138,9 @@ func wantCloses(t *testing.T, got []qlogClose, want ...qlogClose) {
 	}
 }
 
-// h3NoError is the H3_NO_ERROR close of an application in a 1-RTT packet,
-// as qlog shows it.
-func h3NoError(sent bool) qlogClose {
-	return qlogClose{Sent: sent, Packet: "1RTT", Space: "application", Code: 0x100}
-}
+// h3NoErrorSent is an H3_NO_ERROR close sent in a 1-RTT packet, as qlog
+// shows it.
+var h3NoErrorSent = qlogClose{Sent: true, Packet: "1RTT", Space: "application", Code: 0x100}
 
 // wantNoErrorCloses checks that the qlog shows at least one
 // CONNECTION_CLOSE, received, and every one an H3_NO_ERROR close in either
@@ -197,7 +195,7 @@ func TestNgtcp2ClientOurServer(t *testing.T) {
 		t.Errorf("POST /sha256 of 16 MiB answered %q, want %q", got, want)
 	}
 	t.Logf("gtlsclient uploaded 16 MiB in %s", time.Since(start).Round(time.Millisecond))
-	wantCloses(t, qlogCloses(t, qlog), h3NoError(true))
+	wantCloses(t, qlogCloses(t, qlog), h3NoErrorSent)
 
 	start = time.Now()
 	qlog = filepath.Join(dir, "client2.sqlog")
@@ -220,7 +218,7 @@ func TestNgtcp2ClientOurServer(t *testing.T) {
 	if sum := sha256.Sum256(body); len(body) != bigSize || hex.EncodeToString(sum[:]) != bigSum {
 		t.Errorf("GET /big: %d bytes with sha256 %x, want %d bytes with %s", len(body), sum, bigSize, bigSum)
 	}
-	wantCloses(t, qlogCloses(t, qlog), h3NoError(true))
+	wantCloses(t, qlogCloses(t, qlog), h3NoErrorSent)
 
 	for _, path := range []string{"/", "/big"} {
 		if e, ok := srv.log.find("GET", path); !ok || e.Proto != "HTTP/3" || e.Status != http.StatusOK {
@@ -433,15 +431,30 @@ func TestOurClientNgtcp2Server(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wantCloses(t, qlogCloses(t, srv.stop(t, 1)...), h3NoError(false))
+	wantNoErrorCloses(t, qlogCloses(t, srv.stop(t, 1)...))
+}
+
+// wantBadCertificateCloses checks that the qlog shows the client's refusal
+// of the server's certificate and nothing else: crypto/tls refuses before
+// the client has 1-RTT keys, so the close goes in Initial and Handshake
+// packets, as CRYPTO_ERROR 0x12a (bad_certificate).
+func wantBadCertificateCloses(t *testing.T, got []qlogClose) {
+	t.Helper()
+	ok := len(got) > 0
+	for _, c := range got {
+		ok = ok && !c.Sent && c.Packet != "1RTT" && c.Space == "transport" && c.Code == 0x12a
+	}
+	if !ok {
+		t.Errorf("CONNECTION_CLOSE frames in ngtcp2's qlog: %v, want CRYPTO_ERROR 0x12a (bad_certificate) in handshake packets and nothing else", got)
+	}
 }
 
 // TestOurClientNgtcp2ServerWrongPin: the example's command-line client
 // refuses gtlsserver when -pin names another key or certificate, with one
-// "h3:" prefix on its error. A wrong SPKI pin is checked after the
-// handshake and closes with H3_NO_ERROR; a wrong certificate hash refuses
-// the certificate in the handshake, with the TLS alert bad_certificate
-// (CRYPTO_ERROR 0x12a).
+// "h3:" prefix on its error, and the server sees the close that the check
+// makes: H3_NO_ERROR after the handshake (the SPKI pin, checked once the
+// handshake is done), or the TLS alert bad_certificate in the handshake
+// (the certificate hash, a certverify pin).
 func TestOurClientNgtcp2ServerWrongPin(t *testing.T) {
 	checkLeaks(t)
 	other := sha256.Sum256([]byte("another key"))
@@ -454,17 +467,7 @@ func TestOurClientNgtcp2ServerWrongPin(t *testing.T) {
 		{"SPKI hash", base64.StdEncoding.EncodeToString(other[:]),
 			"server's public key does not match the pinned SPKI hash", wantNoErrorCloses},
 		{"certificate hash", hex.EncodeToString(other[:]),
-			"certificate hash not trusted", func(t *testing.T, got []qlogClose) {
-				// crypto/tls refuses before the client has 1-RTT keys:
-				// the close goes in Initial and Handshake packets.
-				ok := len(got) > 0
-				for _, c := range got {
-					ok = ok && !c.Sent && c.Packet != "1RTT" && c.Space == "transport" && c.Code == 0x12a
-				}
-				if !ok {
-					t.Errorf("CONNECTION_CLOSE frames in ngtcp2's qlog: %v, want CRYPTO_ERROR 0x12a (bad_certificate) in handshake packets and nothing else", got)
-				}
-			}},
+			"certificate hash not trusted", wantBadCertificateCloses},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
