@@ -53,9 +53,10 @@ func ngtcp2Path(t *testing.T, name string) string {
 
 // qlogClose is a CONNECTION_CLOSE frame in an ngtcp2 qlog.
 type qlogClose struct {
-	Sent  bool   // sent by the qlog's owner, else received
-	Space string // "application" or "transport"
-	Code  uint64
+	Sent   bool   // sent by the qlog's owner, else received
+	Packet string // the packet's type: "initial", "handshake", "1RTT"
+	Space  string // "application" or "transport"
+	Code   uint64
 }
 
 func (c qlogClose) String() string {
@@ -63,7 +64,21 @@ func (c qlogClose) String() string {
 	if c.Sent {
 		dir = "sent"
 	}
-	return fmt.Sprintf("%s %s 0x%x", dir, c.Space, c.Code)
+	return fmt.Sprintf("%s in %s: %s 0x%x", dir, c.Packet, c.Space, c.Code)
+}
+
+// applicationClose reports whether c is an application's close with
+// code: in a 1-RTT packet, or in an Initial or Handshake packet, where RFC
+// 9000 (section 10.2.3) has it sent as the transport error
+// APPLICATION_ERROR (0xc), code withheld. A client that closes right after
+// its handshake, before the server has confirmed it, sends both forms, and
+// which of them the server reads first depends on timing.
+func (c qlogClose) applicationClose(code uint64) bool {
+	switch c.Packet {
+	case "initial", "handshake":
+		return c.Space == "transport" && c.Code == 0xc
+	}
+	return c.Space == "application" && c.Code == code
 }
 
 // qlogCloses returns the CONNECTION_CLOSE frames of the qlog files (ngtcp2
@@ -83,6 +98,9 @@ func qlogCloses(t *testing.T, files ...string) []qlogClose {
 			var ev struct {
 				Name string `json:"name"`
 				Data struct {
+					Header struct {
+						PacketType string `json:"packet_type"`
+					} `json:"header"`
 					Frames []struct {
 						FrameType    string  `json:"frame_type"`
 						ErrorSpace   string  `json:"error_space"`
@@ -100,7 +118,12 @@ func qlogCloses(t *testing.T, files ...string) []qlogClose {
 				if fr.RawErrorCode == nil {
 					t.Fatalf("%s: connection_close without raw_error_code in %.200q", f, rec)
 				}
-				out = append(out, qlogClose{Sent: ev.Name == "transport:packet_sent", Space: fr.ErrorSpace, Code: *fr.RawErrorCode})
+				out = append(out, qlogClose{
+					Sent:   ev.Name == "transport:packet_sent",
+					Packet: ev.Data.Header.PacketType,
+					Space:  fr.ErrorSpace,
+					Code:   *fr.RawErrorCode,
+				})
 			}
 		}
 	}
@@ -115,8 +138,23 @@ func wantCloses(t *testing.T, got []qlogClose, want ...qlogClose) {
 	}
 }
 
-// h3NoError is the H3_NO_ERROR close of an application, as qlog shows it.
-func h3NoError(sent bool) qlogClose { return qlogClose{Sent: sent, Space: "application", Code: 0x100} }
+// h3NoErrorSent is an H3_NO_ERROR close sent in a 1-RTT packet, as qlog
+// shows it.
+var h3NoErrorSent = qlogClose{Sent: true, Packet: "1RTT", Space: "application", Code: 0x100}
+
+// wantNoErrorCloses checks that the qlog shows at least one
+// CONNECTION_CLOSE, received, and every one an H3_NO_ERROR close in either
+// of its forms (see applicationClose).
+func wantNoErrorCloses(t *testing.T, got []qlogClose) {
+	t.Helper()
+	ok := len(got) > 0
+	for _, c := range got {
+		ok = ok && !c.Sent && c.applicationClose(0x100)
+	}
+	if !ok {
+		t.Errorf("CONNECTION_CLOSE frames in ngtcp2's qlog: %v, want H3_NO_ERROR (0x100, or APPLICATION_ERROR 0xc in a handshake packet) and nothing else", got)
+	}
+}
 
 // TestNgtcp2ClientOurServer: ngtcp2's gtlsclient fetches the page and the
 // 16 MiB file from the example's server and uploads 16 MiB to it, over one
@@ -145,6 +183,7 @@ func TestNgtcp2ClientOurServer(t *testing.T) {
 	cmd := exec.CommandContext(ctx, client, "-q", "--exit-on-all-streams-close",
 		"--download", download, "--qlog-file", qlog, "-m", "POST", "-d", upload,
 		host, port, srv.url("/sha256"))
+	dieWithTest(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("gtlsclient POST: %v\n%s", err, out)
 	}
@@ -156,13 +195,14 @@ func TestNgtcp2ClientOurServer(t *testing.T) {
 		t.Errorf("POST /sha256 of 16 MiB answered %q, want %q", got, want)
 	}
 	t.Logf("gtlsclient uploaded 16 MiB in %s", time.Since(start).Round(time.Millisecond))
-	wantCloses(t, qlogCloses(t, qlog), h3NoError(true))
+	wantCloses(t, qlogCloses(t, qlog), h3NoErrorSent)
 
 	start = time.Now()
 	qlog = filepath.Join(dir, "client2.sqlog")
 	cmd = exec.CommandContext(ctx, client, "-q", "--exit-on-all-streams-close",
 		"--download", download, "--qlog-file", qlog,
 		host, port, srv.url("/"), srv.url("/big"))
+	dieWithTest(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("gtlsclient GET: %v\n%s", err, out)
 	}
@@ -178,7 +218,7 @@ func TestNgtcp2ClientOurServer(t *testing.T) {
 	if sum := sha256.Sum256(body); len(body) != bigSize || hex.EncodeToString(sum[:]) != bigSum {
 		t.Errorf("GET /big: %d bytes with sha256 %x, want %d bytes with %s", len(body), sum, bigSize, bigSum)
 	}
-	wantCloses(t, qlogCloses(t, qlog), h3NoError(true))
+	wantCloses(t, qlogCloses(t, qlog), h3NoErrorSent)
 
 	for _, path := range []string{"/", "/big"} {
 		if e, ok := srv.log.find("GET", path); !ok || e.Proto != "HTTP/3" || e.Status != http.StatusOK {
@@ -254,6 +294,7 @@ func startNgtcp2Server(t *testing.T, files map[string][]byte) *ngtcp2Server {
 
 	s.cmd = exec.Command(bin, "--no-quic-dump", "--no-http-dump", "-d", www, "--qlog-dir", s.qlogDir,
 		"127.0.0.1", strconv.Itoa(port), keyFile, certFile)
+	dieWithTest(s.cmd)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +431,22 @@ func TestOurClientNgtcp2Server(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wantCloses(t, qlogCloses(t, srv.stop(t, 1)...), h3NoError(false))
+	wantNoErrorCloses(t, qlogCloses(t, srv.stop(t, 1)...))
+}
+
+// wantBadCertificateCloses checks that the qlog shows the client's refusal
+// of the server's certificate and nothing else: crypto/tls refuses before
+// the client has 1-RTT keys, so the close goes in Initial and Handshake
+// packets, as CRYPTO_ERROR 0x12a (bad_certificate).
+func wantBadCertificateCloses(t *testing.T, got []qlogClose) {
+	t.Helper()
+	ok := len(got) > 0
+	for _, c := range got {
+		ok = ok && !c.Sent && c.Packet != "1RTT" && c.Space == "transport" && c.Code == 0x12a
+	}
+	if !ok {
+		t.Errorf("CONNECTION_CLOSE frames in ngtcp2's qlog: %v, want CRYPTO_ERROR 0x12a (bad_certificate) in handshake packets and nothing else", got)
+	}
 }
 
 // TestOurClientNgtcp2ServerWrongPin: the example's command-line client
@@ -405,12 +461,12 @@ func TestOurClientNgtcp2ServerWrongPin(t *testing.T) {
 		name    string
 		pin     string
 		wantErr string
-		close   qlogClose
+		closes  func(t *testing.T, got []qlogClose)
 	}{
 		{"SPKI hash", base64.StdEncoding.EncodeToString(other[:]),
-			"SPKI hash not trusted", qlogClose{Space: "transport", Code: 0x12a}},
+			"SPKI hash not trusted", wantBadCertificateCloses},
 		{"certificate hash", hex.EncodeToString(other[:]),
-			"certificate hash not trusted", qlogClose{Space: "transport", Code: 0x12a}},
+			"certificate hash not trusted", wantBadCertificateCloses},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -425,7 +481,7 @@ func TestOurClientNgtcp2ServerWrongPin(t *testing.T) {
 			if stdout.Len() != 0 {
 				t.Errorf("stdout: %q, want nothing", stdout.String())
 			}
-			wantCloses(t, qlogCloses(t, srv.stop(t, 1)...), tc.close)
+			tc.closes(t, qlogCloses(t, srv.stop(t, 1)...))
 		})
 	}
 }

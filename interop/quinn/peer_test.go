@@ -110,6 +110,7 @@ func startPeer(t *testing.T, args ...string) *peer {
 	p := &peer{args: args, changed: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd := exec.Command(peerBinary(t), args...)
 	cmd.Stderr = &p.stderr
+	dieWithTest(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

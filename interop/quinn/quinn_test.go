@@ -136,6 +136,7 @@ func wantConnected(ctx context.Context, t *testing.T, p pair, cred *certverify.C
 // datagrams, and application close codes and reason phrases both ways.
 // Both sides pin the other's certificate hash.
 func TestScript(t *testing.T) {
+	peerBinary(t) // a build, if any, before the exchanges' time bounds start
 	dir := t.TempDir()
 	n := 0
 	for _, side := range sides() {
@@ -239,6 +240,7 @@ func TestScript(t *testing.T) {
 // endorsement, quinn's made with openssl from certverify's documented
 // layout and quicconn's by certverify.GenerateSelfSigned.
 func TestEndorsement(t *testing.T) {
+	peerBinary(t) // a build, if any, before the exchanges' time bounds start
 	dir := t.TempDir()
 	for i, side := range sides() {
 		t.Run(side.name, func(t *testing.T) {
@@ -270,9 +272,11 @@ func TestEndorsement(t *testing.T) {
 // The OID of the endorsement extension.
 var endorsementOID = asn1.ObjectIdentifier{1, 2, 3, 4, 5, 6}
 
-// goCredWithExtension is a self-signed quicconn credential whose endorsement
-// extension has the value ext, which GenerateSelfSigned would never make.
-func goCredWithExtension(t *testing.T, ext func(spki []byte) []byte) *certverify.Credential {
+// goCredCustom is a self-signed quicconn credential for "localhost", valid
+// for an hour either side of now, whose certificate template edit may change
+// (it gets the SubjectPublicKeyInfo, for endorsements): certificates that
+// GenerateSelfSigned would never make.
+func goCredCustom(t *testing.T, edit func(tmpl *x509.Certificate, spki []byte)) *certverify.Credential {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -291,8 +295,8 @@ func goCredWithExtension(t *testing.T, ext func(spki []byte) []byte) *certverify
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
-		ExtraExtensions:       []pkix.Extension{{Id: endorsementOID, Value: ext(spki)}},
 	}
+	edit(tmpl, spki)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -304,6 +308,14 @@ func goCredWithExtension(t *testing.T, ext func(spki []byte) []byte) *certverify
 	return &certverify.Credential{
 		Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 		ClientAuth:  certverify.RequireClientCert,
+	}
+}
+
+// withEndorsement makes goCredCustom add an endorsement extension whose
+// value is made from the SPKI by value.
+func withEndorsement(value func(spki []byte) []byte) func(*x509.Certificate, []byte) {
+	return func(tmpl *x509.Certificate, spki []byte) {
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: endorsementOID, Value: value(spki)}}
 	}
 }
 
@@ -333,6 +345,7 @@ const (
 // certverify does); the refused side must see the handshake fail with the
 // code the refusing stack sends.
 func TestRefusals(t *testing.T) {
+	peerBinary(t) // a build, if any, before the exchanges' time bounds start
 	dir := t.TempDir()
 	type setup struct {
 		cred      *certverify.Credential
@@ -400,10 +413,10 @@ func TestRefusals(t *testing.T) {
 			prepare: func(t *testing.T, name string) setup {
 				k, kHex := newEndorser(t)
 				q := opensslCert(t, dir, name, endorsement{})
-				cred := goCredWithExtension(t, func(spki []byte) []byte {
+				cred := goCredCustom(t, withEndorsement(func(spki []byte) []byte {
 					entry := append(append([]byte{}, k.Public().(ed25519.PublicKey)...), ed25519.Sign(k, spki)...)
 					return endorsementValue(flipSignature([][]byte{entry}))
-				})
+				}))
 				cred.TrustHashes(certverify.HashOf(q.der))
 				return setup{cred, q, []string{"--trust-key", kHex}}
 			},
@@ -423,12 +436,45 @@ func TestRefusals(t *testing.T) {
 			prepare: func(t *testing.T, name string) setup {
 				k, kHex := newEndorser(t)
 				q := opensslCert(t, dir, name, endorsement{})
-				cred := goCredWithExtension(t, func(spki []byte) []byte {
+				cred := goCredCustom(t, withEndorsement(func(spki []byte) []byte {
 					entry := append(append([]byte{}, k.Public().(ed25519.PublicKey)...), ed25519.Sign(k, spki)...)
 					return endorsementValue(shorten([][]byte{entry}))
-				})
+				}))
 				cred.TrustHashes(certverify.HashOf(q.der))
 				return setup{cred, q, []string{"--trust-key", kHex}}
+			},
+		},
+		{
+			name: "quicconn's certificate has expired", reason: "certificate expired",
+			prepare: func(t *testing.T, name string) setup {
+				q := opensslCert(t, dir, name, endorsement{})
+				cred := goCredCustom(t, func(tmpl *x509.Certificate, _ []byte) {
+					tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)
+				})
+				cred.TrustHashes(certverify.HashOf(q.der))
+				return setup{cred, q, []string{"--trust-hash", cred.Identity()}}
+			},
+		},
+		{
+			name: "quicconn's self-signature is bad", reason: "signature invalid",
+			prepare: func(t *testing.T, name string) setup {
+				q := opensslCert(t, dir, name, endorsement{})
+				cred := goCredCustom(t, func(*x509.Certificate, []byte) {})
+				// The signature is the DER's last field; crypto/tls sends
+				// the certificate as it is.
+				der := cred.Certificate.Certificate[0]
+				der[len(der)-1] ^= 1
+				cred.TrustHashes(certverify.HashOf(q.der))
+				return setup{cred, q, []string{"--trust-hash", cred.Identity()}}
+			},
+		},
+		{
+			name: "quinn pins nothing", reason: "nothing pinned: no trusted hash and no trusted key",
+			prepare: func(t *testing.T, name string) setup {
+				q := opensslCert(t, dir, name, endorsement{})
+				cred := goCred(t)
+				cred.TrustHashes(certverify.HashOf(q.der))
+				return setup{cred, q, nil}
 			},
 		},
 	}

@@ -73,11 +73,22 @@ fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), &'static str> {
     }
     let header = input.len() - rest.len();
     let (body, after) = rest.split_at(len);
-    Ok((Tlv { tag, body, raw: &input[..header + len] }, after))
+    Ok((
+        Tlv {
+            tag,
+            body,
+            raw: &input[..header + len],
+        },
+        after,
+    ))
 }
 
 /// Reads an element that must have tag `tag`.
-fn expect<'a>(input: &'a [u8], tag: u8, what: &'static str) -> Result<(Tlv<'a>, &'a [u8]), &'static str> {
+fn expect<'a>(
+    input: &'a [u8],
+    tag: u8,
+    what: &'static str,
+) -> Result<(Tlv<'a>, &'a [u8]), &'static str> {
     let (t, rest) = read_tlv(input)?;
     if t.tag != tag {
         return Err(what);
@@ -213,10 +224,13 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146097 + doe - 719468
 }
 
+/// One endorsement: an ed25519 public key and its signature.
+type Endorsement<'a> = (&'a [u8], &'a [u8]);
+
 /// Splits the endorsement extension's value into (key, signature) pairs,
 /// strictly: a SEQUENCE with a minimal length covering exactly the value,
 /// and nothing in it but OCTET STRINGs of exactly 96 bytes.
-pub fn endorsements(value: &[u8]) -> Result<Vec<(&[u8], &[u8])>, &'static str> {
+pub fn endorsements(value: &[u8]) -> Result<Vec<Endorsement<'_>>, &'static str> {
     let (seq, rest) = expect(value, 0x30, "not a SEQUENCE")?;
     if !rest.is_empty() {
         return Err("bytes after the SEQUENCE");
@@ -251,7 +265,10 @@ fn verify_self_signature(der: &[u8], p: &Parsed<'_>) -> Result<(), &'static str>
         _ => return Err("unsupported signature algorithm"),
     };
     let ee = webpki::EndEntityCert::try_from(der).map_err(|_| "webpki cannot parse it")?;
-    if algs.iter().any(|alg| ee.verify_signature(alg, p.tbs, p.signature).is_ok()) {
+    if algs
+        .iter()
+        .any(|alg| ee.verify_signature(alg, p.tbs, p.signature).is_ok())
+    {
         Ok(())
     } else {
         Err("self-signature does not verify")
@@ -297,7 +314,10 @@ impl Policy {
         if self.hashes.iter().any(|h| h[..] == *hash.as_ref()) {
             return Ok(());
         }
-        if endorsers.iter().any(|k| self.keys.iter().any(|t| t[..] == **k)) {
+        if endorsers
+            .iter()
+            .any(|k| self.keys.iter().any(|t| t[..] == **k))
+        {
             return Ok(());
         }
         Err(match (self.hashes.is_empty(), self.keys.is_empty()) {
@@ -308,11 +328,17 @@ impl Policy {
         .into())
     }
 
-    fn verify(&self, end_entity: &Certificate, intermediates: &[Certificate], now: SystemTime) -> Result<(), Error> {
+    fn verify(
+        &self,
+        end_entity: &Certificate,
+        intermediates: &[Certificate],
+        now: SystemTime,
+    ) -> Result<(), Error> {
         if !intermediates.is_empty() {
             return self.refuse("intermediates are not accepted: peers are self-signed".into());
         }
-        self.check(&end_entity.0, now).or_else(|reason| self.refuse(reason))
+        self.check(&end_entity.0, now)
+            .or_else(|reason| self.refuse(reason))
     }
 
     fn refuse(&self, reason: String) -> Result<(), Error> {
@@ -334,7 +360,8 @@ impl ServerCertVerifier for Policy {
     ) -> Result<ServerCertVerified, Error> {
         // Pinning replaces the name check: a pinned hash or endorsement
         // names the peer.
-        self.verify(end_entity, intermediates, now).map(|_| ServerCertVerified::assertion())
+        self.verify(end_entity, intermediates, now)
+            .map(|_| ServerCertVerified::assertion())
     }
 }
 
@@ -349,6 +376,7 @@ impl ClientCertVerifier for Policy {
         intermediates: &[Certificate],
         now: SystemTime,
     ) -> Result<ClientCertVerified, Error> {
-        self.verify(end_entity, intermediates, now).map(|_| ClientCertVerified::assertion())
+        self.verify(end_entity, intermediates, now)
+            .map(|_| ClientCertVerified::assertion())
     }
 }

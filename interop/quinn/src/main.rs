@@ -57,7 +57,8 @@ fn hex32(s: &str) -> Result<[u8; 32], String> {
     }
     let mut out = [0u8; 32];
     for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| format!("{s:?} is not hex"))?;
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
+            .map_err(|_| format!("{s:?} is not hex"))?;
     }
     Ok(out)
 }
@@ -77,7 +78,11 @@ fn parse_args() -> Result<Args, String> {
         policy: cert::Policy::default(),
         role: Role::Respond,
         alpn: "quicconn-interop/1".into(),
-        close: Close { closer: Closer::Responder, code: 0x51, reason: "done".into() },
+        close: Close {
+            closer: Closer::Responder,
+            code: 0x51,
+            reason: "done".into(),
+        },
         timeout: Duration::from_secs(20),
     };
     let mut addr = None;
@@ -116,12 +121,17 @@ fn parse_args() -> Result<Args, String> {
             "--close-reason" => a.close.reason = value()?,
             "--timeout" => {
                 let v = value()?;
-                a.timeout = Duration::from_secs(v.parse().map_err(|e| format!("--timeout {v:?}: {e}"))?);
+                a.timeout =
+                    Duration::from_secs(v.parse().map_err(|e| format!("--timeout {v:?}: {e}"))?);
             }
             _ => return Err(format!("unknown flag {flag:?}")),
         }
     }
-    let addr = addr.ok_or(if server { "--listen is required" } else { "--connect is required" })?;
+    let addr = addr.ok_or(if server {
+        "--listen is required"
+    } else {
+        "--connect is required"
+    })?;
     a.addr = addr.parse().map_err(|e| format!("address {addr:?}: {e}"))?;
     if a.cert.is_empty() || a.key.is_empty() {
         return Err("--cert and --key are required".into());
@@ -142,11 +152,13 @@ fn load_identity(cert: &str, key: &str) -> Result<(Vec<Certificate>, PrivateKey)
         return Err(format!("{cert}: no certificate"));
     }
     let pem = fs::read(key).map_err(|e| format!("reading {key}: {e}"))?;
-    for item in rustls_pemfile::read_all(&mut &pem[..]).map_err(|e| format!("parsing {key}: {e}"))? {
+    for item in
+        rustls_pemfile::read_all(&mut &pem[..]).map_err(|e| format!("parsing {key}: {e}"))?
+    {
         match item {
-            rustls_pemfile::Item::PKCS8Key(k) | rustls_pemfile::Item::ECKey(k) | rustls_pemfile::Item::RSAKey(k) => {
-                return Ok((chain, PrivateKey(k)))
-            }
+            rustls_pemfile::Item::PKCS8Key(k)
+            | rustls_pemfile::Item::ECKey(k)
+            | rustls_pemfile::Item::RSAKey(k) => return Ok((chain, PrivateKey(k))),
             _ => {}
         }
     }
@@ -177,7 +189,11 @@ pub fn describe(e: &ConnectionError) -> String {
             String::from_utf8_lossy(&c.reason)
         ),
         ConnectionError::TransportError(t) => {
-            format!("local transport error code=0x{:x} reason={:?}", u64::from(t.code), t.reason)
+            format!(
+                "local transport error code=0x{:x} reason={:?}",
+                u64::from(t.code),
+                t.reason
+            )
         }
         other => other.to_string(),
     }
@@ -199,10 +215,14 @@ async fn run(a: Args) -> Result<(), String> {
         tls.alpn_protocols = vec![a.alpn.clone().into_bytes()];
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(tls));
         cfg.transport_config(transport());
-        let endpoint = Endpoint::server(cfg, a.addr).map_err(|e| format!("listening on {}: {e}", a.addr))?;
+        let endpoint =
+            Endpoint::server(cfg, a.addr).map_err(|e| format!("listening on {}: {e}", a.addr))?;
         let local = endpoint.local_addr().map_err(|e| e.to_string())?;
         println!("listening {local}");
-        let connecting = endpoint.accept().await.ok_or("endpoint closed before a connection came")?;
+        let connecting = endpoint
+            .accept()
+            .await
+            .ok_or("endpoint closed before a connection came")?;
         (endpoint, connecting)
     } else {
         let mut tls = rustls::ClientConfig::builder()
@@ -216,9 +236,12 @@ async fn run(a: Args) -> Result<(), String> {
         tls.alpn_protocols = vec![a.alpn.clone().into_bytes()];
         let mut cfg = quinn::ClientConfig::new(Arc::new(tls));
         cfg.transport_config(transport());
-        let endpoint = Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+        let endpoint =
+            Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
         // rustls 0.20 takes DNS names only; the policy ignores the name.
-        let connecting = endpoint.connect_with(cfg, a.addr, "localhost").map_err(|e| e.to_string())?;
+        let connecting = endpoint
+            .connect_with(cfg, a.addr, "localhost")
+            .map_err(|e| e.to_string())?;
         (endpoint, connecting)
     };
     let conn = match connecting.await {
@@ -261,7 +284,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("quinn-peer: tokio runtime: {e}");

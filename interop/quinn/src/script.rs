@@ -55,7 +55,9 @@ const MAX_MESSAGE: usize = 16 << 20;
 
 /// Deterministic filler, different for each seed.
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
-    (0..len).map(|i| (i.wrapping_mul(31) ^ seed.wrapping_mul(131) ^ (i >> 8)) as u8).collect()
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ seed.wrapping_mul(131) ^ (i >> 8)) as u8)
+        .collect()
 }
 
 /// The driver's messages: 100, of 0 to 20010 bytes, the first empty.
@@ -84,7 +86,11 @@ async fn read_messages(recv: &mut RecvStream) -> Result<Vec<Vec<u8>>, String> {
         match read_full(recv, &mut prefix).await? {
             0 => return Ok(out),
             4 => {}
-            n => return Err(format!("stream ended inside a length prefix ({n} of 4 bytes)")),
+            n => {
+                return Err(format!(
+                    "stream ended inside a length prefix ({n} of 4 bytes)"
+                ))
+            }
         }
         let len = u32::from_be_bytes(prefix) as usize;
         if len > MAX_MESSAGE {
@@ -93,7 +99,9 @@ async fn read_messages(recv: &mut RecvStream) -> Result<Vec<Vec<u8>>, String> {
         let mut body = vec![0u8; len];
         let n = read_full(recv, &mut body).await?;
         if n < len {
-            return Err(format!("stream ended inside a message ({n} of {len} bytes)"));
+            return Err(format!(
+                "stream ended inside a message ({n} of {len} bytes)"
+            ));
         }
         out.push(body);
     }
@@ -101,7 +109,9 @@ async fn read_messages(recv: &mut RecvStream) -> Result<Vec<Vec<u8>>, String> {
 
 async fn write_messages(send: &mut SendStream, msgs: &[Vec<u8>]) -> Result<(), String> {
     for m in msgs {
-        send.write_all(&(m.len() as u32).to_be_bytes()).await.map_err(|e| e.to_string())?;
+        send.write_all(&(m.len() as u32).to_be_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         send.write_all(m).await.map_err(|e| e.to_string())?;
     }
     send.finish().await.map_err(|e| e.to_string())
@@ -109,7 +119,10 @@ async fn write_messages(send: &mut SendStream, msgs: &[Vec<u8>]) -> Result<(), S
 
 /// Sends ECHO and payload on a new stream and checks that payload comes back.
 async fn echo(conn: Connection, payload: Vec<u8>) -> Result<(), String> {
-    let (mut send, recv) = conn.open_bi().await.map_err(|e| format!("opening a stream: {e}"))?;
+    let (mut send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| format!("opening a stream: {e}"))?;
     let writer = async {
         send.write_all(&[ECHO]).await?;
         send.write_all(&payload).await?;
@@ -119,13 +132,19 @@ async fn echo(conn: Connection, payload: Vec<u8>) -> Result<(), String> {
     w.map_err(|e| format!("writing the echo stream: {e}"))?;
     let got = r.map_err(|e| format!("reading the echo: {e}"))?;
     if got != payload {
-        return Err(format!("echo of {} bytes came back as {} different bytes", payload.len(), got.len()));
+        return Err(format!(
+            "echo of {} bytes came back as {} different bytes",
+            payload.len(),
+            got.len()
+        ));
     }
     Ok(())
 }
 
 async fn datagrams(conn: &Connection) -> Result<usize, String> {
-    let max = conn.max_datagram_size().ok_or("the peer does not accept datagrams")?;
+    let max = conn
+        .max_datagram_size()
+        .ok_or("the peer does not accept datagrams")?;
     let span = max.min(1200) - 2;
     let sent: Vec<Vec<u8>> = (0..DATAGRAMS)
         .map(|i| {
@@ -138,7 +157,8 @@ async fn datagrams(conn: &Connection) -> Result<usize, String> {
     let mut echoed = [false; DATAGRAMS];
     for round in 1..=5 {
         for (i, d) in sent.iter().enumerate().filter(|(i, _)| !echoed[*i]) {
-            conn.send_datagram(Bytes::from(d.clone())).map_err(|e| format!("sending datagram {i}: {e}"))?;
+            conn.send_datagram(Bytes::from(d.clone()))
+                .map_err(|e| format!("sending datagram {i}: {e}"))?;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         while echoed.iter().any(|e| !e) {
@@ -148,7 +168,10 @@ async fn datagrams(conn: &Connection) -> Result<usize, String> {
             };
             let i = d.get(1).copied().unwrap_or(u8::MAX) as usize;
             if i >= DATAGRAMS || d[..] != sent[i][..] {
-                return Err(format!("echoed datagram of {} bytes matches none sent", d.len()));
+                return Err(format!(
+                    "echoed datagram of {} bytes matches none sent",
+                    d.len()
+                ));
             }
             echoed[i] = true;
         }
@@ -177,7 +200,12 @@ pub async fn drive(conn: &Connection, close: &Close) -> Result<(), String> {
         }
     };
 
-    step("echo", echo(conn.clone(), pattern(BIG, 1)).await.map(|_| format!("{BIG} bytes")))?;
+    step(
+        "echo",
+        echo(conn.clone(), pattern(BIG, 1))
+            .await
+            .map(|_| format!("{BIG} bytes")),
+    )?;
     let mut tasks = Vec::new();
     for i in 0..PARALLEL {
         tasks.push(tokio::spawn(echo(conn.clone(), pattern(SMALL, 100 + i))));
@@ -192,29 +220,51 @@ pub async fn drive(conn: &Connection, close: &Close) -> Result<(), String> {
 
     let msgs = messages();
     let r = async {
-        let mut send = conn.open_uni().await.map_err(|e| format!("opening a stream: {e}"))?;
+        let mut send = conn
+            .open_uni()
+            .await
+            .map_err(|e| format!("opening a stream: {e}"))?;
         write_messages(&mut send, &msgs).await?;
-        let mut recv = conn.accept_uni().await.map_err(|e| format!("accepting the reply stream: {e}"))?;
+        let mut recv = conn
+            .accept_uni()
+            .await
+            .map_err(|e| format!("accepting the reply stream: {e}"))?;
         let got = read_messages(&mut recv).await?;
         if got != msgs {
-            return Err(format!("{} messages came back, not the {} sent", got.len(), msgs.len()));
+            return Err(format!(
+                "{} messages came back, not the {} sent",
+                got.len(),
+                msgs.len()
+            ));
         }
         Ok(format!("{MESSAGES} each way"))
     };
     step("messages", r.await)?;
 
-    step("datagrams", datagrams(conn).await.map(|rounds| format!("{DATAGRAMS} echoed in {rounds} round(s)")))?;
+    step(
+        "datagrams",
+        datagrams(conn)
+            .await
+            .map(|rounds| format!("{DATAGRAMS} echoed in {rounds} round(s)")),
+    )?;
 
-    let code = VarInt::from_u64(close.code).map_err(|_| format!("close code {} too large", close.code))?;
+    let code =
+        VarInt::from_u64(close.code).map_err(|_| format!("close code {} too large", close.code))?;
     match close.closer {
         Closer::Driver => {
             conn.close(code, close.reason.as_bytes());
-            println!("closed locally code=0x{:x} reason={:?}", close.code, close.reason);
+            println!(
+                "closed locally code=0x{:x} reason={:?}",
+                close.code, close.reason
+            );
             Ok(())
         }
         Closer::Responder => {
             let r = async {
-                let (mut send, _recv) = conn.open_bi().await.map_err(|e| format!("opening a stream: {e}"))?;
+                let (mut send, _recv) = conn
+                    .open_bi()
+                    .await
+                    .map_err(|e| format!("opening a stream: {e}"))?;
                 let mut cmd = vec![CLOSE];
                 cmd.extend_from_slice(&close.code.to_be_bytes());
                 cmd.extend_from_slice(close.reason.as_bytes());
@@ -228,7 +278,12 @@ pub async fn drive(conn: &Connection, close: &Close) -> Result<(), String> {
                     {
                         Ok(describe(&ConnectionError::ApplicationClosed(a)))
                     }
-                    other => Err(format!("want application close code=0x{:x} reason={:?}, got {}", close.code, close.reason, describe(&other))),
+                    other => Err(format!(
+                        "want application close code=0x{:x} reason={:?}, got {}",
+                        close.code,
+                        close.reason,
+                        describe(&other)
+                    )),
                 }
             };
             step("close", r.await)
@@ -237,7 +292,11 @@ pub async fn drive(conn: &Connection, close: &Close) -> Result<(), String> {
 }
 
 /// Handles one bidirectional stream of the driver's.
-async fn respond_bi(conn: Connection, mut send: SendStream, mut recv: RecvStream) -> Result<(), String> {
+async fn respond_bi(
+    conn: Connection,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) -> Result<(), String> {
     let mut cmd = [0u8; 1];
     if read_full(&mut recv, &mut cmd).await? == 0 {
         return Err("stream ended before its command".into());
@@ -255,14 +314,20 @@ async fn respond_bi(conn: Connection, mut send: SendStream, mut recv: RecvStream
             send.finish().await.map_err(|e| e.to_string())
         }
         CLOSE => {
-            let rest = recv.read_to_end(8 + 1024).await.map_err(|e| format!("reading the close command: {e}"))?;
+            let rest = recv
+                .read_to_end(8 + 1024)
+                .await
+                .map_err(|e| format!("reading the close command: {e}"))?;
             if rest.len() < 8 {
                 return Err(format!("close command of {} bytes", rest.len()));
             }
             let code = u64::from_be_bytes(rest[..8].try_into().unwrap());
             let reason = &rest[8..];
             let v = VarInt::from_u64(code).map_err(|_| format!("close code {code} too large"))?;
-            println!("closing code=0x{code:x} reason={:?}", String::from_utf8_lossy(reason));
+            println!(
+                "closing code=0x{code:x} reason={:?}",
+                String::from_utf8_lossy(reason)
+            );
             conn.close(v, reason);
             Ok(())
         }
@@ -274,7 +339,10 @@ async fn respond_bi(conn: Connection, mut send: SendStream, mut recv: RecvStream
 /// back on one of ours.
 async fn respond_uni(conn: Connection, mut recv: RecvStream) -> Result<(), String> {
     let msgs = read_messages(&mut recv).await?;
-    let mut send = conn.open_uni().await.map_err(|e| format!("opening the reply stream: {e}"))?;
+    let mut send = conn
+        .open_uni()
+        .await
+        .map_err(|e| format!("opening the reply stream: {e}"))?;
     write_messages(&mut send, &msgs).await
 }
 
@@ -283,15 +351,16 @@ async fn respond_uni(conn: Connection, mut recv: RecvStream) -> Result<(), Strin
 /// or, on the peer's command, by us.
 pub async fn respond(conn: &Connection) -> Result<(), String> {
     let failed = Arc::new(AtomicBool::new(false));
-    let report = |conn: Connection, failed: Arc<AtomicBool>, what: &'static str, r: Result<(), String>| {
-        // Errors caused by the connection's end are not the script's.
-        if let Err(e) = r {
-            if conn.close_reason().is_none() {
-                println!("fail {what}: {e}");
-                failed.store(true, Ordering::SeqCst);
+    let report =
+        |conn: Connection, failed: Arc<AtomicBool>, what: &'static str, r: Result<(), String>| {
+            // Errors caused by the connection's end are not the script's.
+            if let Err(e) = r {
+                if conn.close_reason().is_none() {
+                    println!("fail {what}: {e}");
+                    failed.store(true, Ordering::SeqCst);
+                }
             }
-        }
-    };
+        };
     let end = loop {
         tokio::select! {
             r = conn.accept_bi() => match r {
