@@ -395,8 +395,13 @@ func (r *runner) revoke() error {
 	return nil
 }
 
-// refuse has the revoked node connect again, and checks that both sides
-// refuse the handshake.
+// refuse has the revoked node connect again, and checks that its Start
+// fails because the peer refused its certificate. The revoked node holds a
+// session ticket from its earlier connection, so it tries to resume: the
+// target refuses the resumed session as soon as the ticket is presented,
+// before its listener hands the connection out, and so its Accept may
+// never see it (the listener skips handshakes that failed that early); a
+// refusal it did see must name the revoked node.
 func (r *runner) refuse() error {
 	v, target := r.victim, r.first[0]
 	t := time.Now()
@@ -404,9 +409,6 @@ func (r *runner) refuse() error {
 	err := r.m.await(stepTimeout, func() (string, error) {
 		if r.m.rec[v].dialErrs[target.id] == nil {
 			return fmt.Sprintf("the revoked node %s is still connecting to %s", v.name, target.name), nil
-		}
-		if len(r.m.rec[target].refusals) == 0 {
-			return fmt.Sprintf("node %s did not report refusing %s", target.name, v.name), nil
 		}
 		return "", nil
 	})
@@ -417,12 +419,12 @@ func (r *runner) refuse() error {
 	if ce, ok := errors.AsType[*qerr.CertificateError](dialErr); !ok || !ce.Remote {
 		return fmt.Errorf("the revoked node %s connecting to %s: %v, want the peer to reject our certificate", v.name, target.name, dialErr)
 	}
-	refusal := r.m.rec[target].refusals[0]
-	ce, ok := errors.AsType[*qerr.CertificateError](refusal)
-	if !ok || ce.Remote || ce.Hash != v.id {
-		return fmt.Errorf("node %s accepting the revoked node %s: %v, want its certificate rejected", target.name, v.name, refusal)
+	for _, refusal := range r.m.rec[target].refusals {
+		if ce, ok := errors.AsType[*qerr.CertificateError](refusal); !ok || ce.Remote || ce.Hash != v.id {
+			return fmt.Errorf("node %s accepting the revoked node %s: %v, want its certificate rejected", target.name, v.name, refusal)
+		}
 	}
-	r.p.step("refused", time.Since(t), "node %s connected to %s again: its Start failed (the peer rejected our certificate), %s's Accept failed (%s)", v.name, target.name, target.name, ce.Reason)
+	r.p.step("refused", time.Since(t), "node %s connected to %s again: its Start failed (the peer rejected our certificate, its old session ticket included)", v.name, target.name)
 	return nil
 }
 
