@@ -92,9 +92,11 @@ func (c *Connection) requestCloseLocked(code uint64, msg string) {
 		return
 	}
 	c.closeStarted = true
+	done := make(chan struct{})
+	c.closeDone = done
 	qc := c.qc
 	go func() {
-		defer close(c.closeDone)
+		defer close(done)
 		qc.CloseWithError(quic.ApplicationErrorCode(code), msg)
 	}()
 }

@@ -74,11 +74,9 @@ type Connection struct {
 
 func newConnection(reg *Registration, cred *certverify.Credential, o options) *Connection {
 	return &Connection{
-		reg:       reg,
-		cred:      cred,
-		opts:      o,
-		lt:        newLifetime(),
-		closeDone: make(chan struct{}),
+		reg:  reg,
+		cred: cred,
+		opts: o,
 	}
 }
 

@@ -131,7 +131,7 @@ func (c *Connection) start(ctx context.Context, cfg *Configuration, host string,
 
 	tlsConf := c.cred.ClientTLSConfig(host, cfg.ALPN)
 	c.hookTLS(tlsConf, nil)
-	confirmed := gate.NewEvent()
+	confirmed := new(gate.Event)
 	sc := &sessionCache{key: sessionKey(addr.String(), c.cred.Identity()), confirmed: confirmed}
 	if !cfg.Settings.DisableResumption {
 		sc.store = c.reg.sessions
@@ -201,7 +201,7 @@ func (c *Connection) start(ctx context.Context, cfg *Configuration, host string,
 // failed the early streams with Err0RTTRejected and refuses new ones until
 // NextConnection switches the connection to fresh stream maps, which it
 // does here, so that the same Connection goes on.
-func (c *Connection) awaitEarlyHandshake(qc *quic.Conn, confirmed gate.Event) {
+func (c *Connection) awaitEarlyHandshake(qc *quic.Conn, confirmed *gate.Event) {
 	defer close(c.earlyDone)
 	select {
 	case <-qc.HandshakeComplete():
@@ -245,7 +245,7 @@ const minConfirmationWait = 25 * time.Millisecond
 // A server that sends neither is waited for at most three smoothed RTTs
 // (and at least minConfirmationWait), and then taken as confirmed. It
 // returns ctx's cause when ctx ends first.
-func (c *Connection) awaitConfirmation(ctx context.Context, qc *quic.Conn, confirmed gate.Event) error {
+func (c *Connection) awaitConfirmation(ctx context.Context, qc *quic.Conn, confirmed *gate.Event) error {
 	c.mu.Lock()
 	needed := c.lt.certRequested && !c.cfg.Settings.SkipHandshakeConfirmation
 	c.mu.Unlock()
@@ -267,7 +267,7 @@ func (c *Connection) awaitConfirmation(ctx context.Context, qc *quic.Conn, confi
 // confirmingTokens is a client's quic.TokenStore: a NEW_TOKEN frame, which
 // a server sends only once the handshake is confirmed, confirms it.
 type confirmingTokens struct {
-	confirmed gate.Event
+	confirmed *gate.Event
 }
 
 func (confirmingTokens) Pop(string) *quic.ClientToken { return nil }

@@ -100,6 +100,7 @@
 // enabled, one that drains received datagrams; a server connection has one
 // more during its handshake, and a 0-RTT client one until its handshake
 // completes. All have exited when the connection reaches ShutdownComplete.
-// A Listener runs one goroutine that moves new connections from quic-go's
-// accept queue to its backlog; it exits with Close.
+// A Listener runs 16 goroutines that move new connections from quic-go's
+// accept queue to its backlog, so that a storm of handshakes is not refused
+// while the machine is busy; they exit with Close.
 package conn

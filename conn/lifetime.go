@@ -112,10 +112,6 @@ type lifetime struct {
 	used0RTT bool
 }
 
-func newLifetime() lifetime {
-	return lifetime{ready: gate.NewEvent(), earlyReady: gate.NewEvent(), certKnown: gate.NewEvent(), done: gate.NewEvent()}
-}
-
 // setState moves c to state to, and updates in the same step everything
 // derived from the state. err is the connection's error, required when to
 // is Shutdown or later and the error is not yet set, ignored otherwise. A

@@ -87,7 +87,7 @@ func sessionKey(addr, ownIdentity string) string { return addr + " " + ownIdenti
 type sessionCache struct {
 	store     *sessionStore // nil: resumption disabled
 	key       string
-	confirmed gate.Event
+	confirmed *gate.Event
 }
 
 func (sc *sessionCache) Get(string) (*tls.ClientSessionState, bool) {

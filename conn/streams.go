@@ -34,9 +34,9 @@ func (c *Connection) ready(ctx context.Context, op string, opening bool) (*quic.
 	if state == Open {
 		return nil, qerr.Op(op, qerr.ErrNotStarted)
 	}
-	ev := c.lt.ready
+	ev := &c.lt.ready
 	if early {
-		ev = c.lt.earlyReady
+		ev = &c.lt.earlyReady
 	}
 	if err := ev.Wait(ctx); err != nil {
 		return nil, qerr.Op(op, err)

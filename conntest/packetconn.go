@@ -44,7 +44,7 @@ type PacketConn struct {
 	// moved). A reader takes it under the lock before it sleeps, and whoever
 	// changes what the reader waits for sets it under the same lock, so no
 	// wake-up is missed; the next reader makes a new one.
-	changed gate.Event
+	changed *gate.Event
 	waiting bool
 }
 
@@ -238,7 +238,7 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			wakeAt = h.at
 		}
 		if !c.waiting {
-			c.changed, c.waiting = gate.NewEvent(), true
+			c.changed, c.waiting = new(gate.Event), true
 		}
 		changed := c.changed.Done()
 		c.n.mu.Unlock()

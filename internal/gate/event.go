@@ -10,46 +10,70 @@ import (
 // certificate known, shut down).
 //
 // Wait prefers an event that has happened over an ended context, as
-// WaitAndLock prefers a set gate. The zero Event is not usable: make one
-// with NewEvent.
+// WaitAndLock prefers a set gate. The zero Event is ready to use and has
+// not happened; it allocates its channel only once someone waits, so that
+// the events of an idle connection that nobody waits for cost nothing. An
+// Event must not be copied after first use.
 type Event struct {
-	// c is closed when the event happens; once guards the close, so that
-	// Set may be called any number of times from any goroutine.
-	c    chan struct{}
-	once *sync.Once
+	mu  sync.Mutex
+	c   chan struct{} // made by the first waiter, or closedChan
+	set bool
 }
 
-// NewEvent returns an Event that has not happened.
-func NewEvent() Event {
-	return Event{c: make(chan struct{}), once: new(sync.Once)}
-}
+// closedChan is the channel of every Event that happened before anyone
+// waited.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // Set makes the event happen and wakes every waiter. Later calls do nothing.
-func (e Event) Set() { e.once.Do(func() { close(e.c) }) }
-
-// IsSet reports whether the event has happened.
-func (e Event) IsSet() bool {
-	select {
-	case <-e.c:
-		return true
-	default:
-		return false
+func (e *Event) Set() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.set {
+		return
+	}
+	e.set = true
+	if e.c == nil {
+		e.c = closedChan
+	} else {
+		close(e.c)
 	}
 }
 
+// IsSet reports whether the event has happened.
+func (e *Event) IsSet() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.set
+}
+
 // Done returns a channel that is closed when the event happens.
-func (e Event) Done() <-chan struct{} { return e.c }
+func (e *Event) Done() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c == nil {
+		e.c = make(chan struct{})
+	}
+	return e.c
+}
 
 // Wait waits until the event happens or ctx ends, and then returns nil or
 // context.Cause(ctx). An event that has happened wins over an ended context.
-func (e Event) Wait(ctx context.Context) error {
+func (e *Event) Wait(ctx context.Context) error {
+	if e.IsSet() {
+		return nil
+	}
+	done := e.Done()
 	select {
-	case <-e.c:
+	case <-done:
 		return nil
 	default:
 	}
 	select {
-	case <-e.c:
+	case <-done:
 		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)

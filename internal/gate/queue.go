@@ -30,7 +30,7 @@ type Queue[T any] struct {
 // NewQueue returns an empty queue that holds at most limit items (at least
 // 1).
 func NewQueue[T any](limit int) *Queue[T] {
-	return &Queue[T]{items: make(chan T, max(limit, 1)), closed: NewEvent()}
+	return &Queue[T]{items: make(chan T, max(limit, 1))}
 }
 
 // Put appends v to the queue, waiting while it is full. It returns the

@@ -10,7 +10,7 @@ import (
 
 func TestEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := NewEvent()
+		var e Event
 		if e.IsSet() {
 			t.Fatal("new Event is set")
 		}
@@ -52,15 +52,19 @@ func TestEventWaitContext(t *testing.T) {
 	cause := errors.New("cause")
 	ended, cancel := context.WithCancelCause(context.Background())
 	cancel(cause)
-	set := NewEvent()
+	set := new(Event)
 	set.Set()
+	waitedThenSet := new(Event)
+	waitedThenSet.Done()
+	waitedThenSet.Set()
 	tests := []struct {
 		name string
-		e    Event
+		e    *Event
 		want error
 	}{
-		{"unset, context ended", NewEvent(), cause},
+		{"unset, context ended", new(Event), cause},
 		{"set wins over an ended context", set, nil},
+		{"set after a Done, over an ended context", waitedThenSet, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
