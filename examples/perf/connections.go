@@ -1,0 +1,606 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicconn/quicconn/conn"
+	qerr "github.com/quicconn/quicconn/errors"
+)
+
+// The connections workload: many idle connections to one listener, then a
+// storm of simultaneous handshakes on top of them. The server runs on one
+// socket and accepts every connection at once, as a mesh node does; the
+// clients share a few sockets, as the clients of one process do, so that
+// the figures are the cost of a connection and not of a socket.
+
+// connsSettings are the settings of both sides, quicconn and raw quic-go:
+// the defaults, without datagrams (whose drain is the one goroutine an idle
+// quicconn connection may have), an idle timeout long enough that the first
+// connections outlive the set-up of the last, and a handshake budget that a
+// storm on a loaded machine (or under the race detector) does not exhaust:
+// the workload measures how long the storm takes, and a handshake that
+// fails still fails it.
+var connsSettings = conn.Settings{IdleTimeout: 10 * time.Minute, HandshakeTimeout: time.Minute}
+
+func connsQUICConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:  connsSettings.HandshakeTimeout,
+		MaxIdleTimeout:        connsSettings.IdleTimeout,
+		MaxIncomingStreams:    conn.DefaultPeerStreamCount,
+		MaxIncomingUniStreams: conn.DefaultPeerStreamCount,
+		InitialPacketSize:     1200, // as conn sets it
+	}
+}
+
+// connsParams size one sample.
+type connsParams struct {
+	conns   int // idle connections
+	storm   int // simultaneous handshakes after them
+	sockets int // client sockets
+}
+
+// connsDialers is how many handshakes the idle set-up runs at once; the
+// storm then starts all of its own at once.
+const connsDialers = 32
+
+var connectionsMetrics = []metricSpec{
+	{"heap B/conn/side", false, connsHeapContract},
+	{"goroutines/conn/side", false, connsGoroutines},
+	{"stack B/conn/side", false, contract{}},
+	{"set-up conns/s", true, contract{}},
+	{"storm ms", false, contract{}},
+	{"storm p99 ms", false, contract{}},
+	{"refused", false, zeroContract},
+	{"lost", false, zeroContract},
+	{"goroutines left", false, zeroContract},
+	{"fds left", false, zeroContract},
+}
+
+// A fleet is one transport's server and clients for the connections
+// workload.
+type fleet interface {
+	// dial makes one connection and returns when its client side has
+	// completed the handshake.
+	dial(ctx context.Context, i int) error
+	// served returns the channel on which the server reports each
+	// connection whose handshake it has completed (nil) or seen fail.
+	served() <-chan error
+	// census counts the connections by state.
+	census() census
+	// acceptErr is why the server's accept loop stopped, nil while it runs.
+	acceptErr() error
+	// close closes every connection, the server and the sockets, and
+	// returns when they are gone.
+	close() error
+}
+
+// A census counts a fleet's connections: those alive on each side, the
+// clients the server refused after their handshake had completed (quic-go
+// queues a connection for Accept, and refuses it when the queue is full,
+// only once the client may already be done), and the connection sides that
+// ended for any other reason.
+type census struct {
+	clients, servers int
+	refused          int
+	lostClients      int
+	lostServers      int
+}
+
+func (c census) String() string {
+	return fmt.Sprintf("%d clients and %d servers alive, %d refused, %d clients and %d servers lost",
+		c.clients, c.servers, c.refused, c.lostClients, c.lostServers)
+}
+
+// connections measures one transport: p.conns idle connections, then a
+// storm of p.storm simultaneous handshakes, then close. Both sides live in
+// this process: the heap, stack and goroutines the idle connections add are
+// divided by the connection sides alive, 2 × p.conns when none was refused.
+func connections(ctx context.Context, name string, cr *creds, p connsParams) (figures, error) {
+	if err := ensureFiles(p.sockets + 64); err != nil {
+		return nil, err
+	}
+	_, _, g0 := heapAndGoroutines()
+	fd0 := openFiles()
+
+	var f fleet
+	var err error
+	switch name {
+	case qgo:
+		f, err = newRawFleet(cr, p)
+	case qc:
+		f, err = newConnFleet(cr, p)
+	default:
+		return nil, fmt.Errorf("connections: no fleet for %s", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			f.close()
+		}
+	}()
+	// The fixed cost of the sockets and the listener is not the
+	// connections': the baseline is taken with them open.
+	heapA, stackA, gA := heapAndGoroutines()
+
+	setupStart := time.Now()
+	refused, err := dialIdle(ctx, f, p.conns)
+	if err != nil {
+		return nil, err
+	}
+	setup := time.Since(setupStart)
+	// heapAndGoroutines waits for the server's handshake watchers, which
+	// exit just after the handshake.
+	heapB, stackB, gB := heapAndGoroutines()
+	idle := f.census()
+	if heapProfile != nil {
+		if err := heapProfile("connections", name); err != nil {
+			return nil, err
+		}
+	}
+
+	stormTook, lat, stormRefused, err := storm(ctx, f, p.conns, p.storm, idle)
+	if err != nil {
+		return nil, err
+	}
+	end := f.census()
+
+	closed = true
+	if err := f.close(); err != nil {
+		return nil, fmt.Errorf("close: %w", err)
+	}
+	awaitGoroutines(g0, 10*time.Second)
+	_, _, g1 := heapAndGoroutines()
+	fd1 := openFiles()
+
+	sides := float64(idle.clients + idle.servers)
+	if sides == 0 {
+		return nil, fmt.Errorf("no connection alive after the set-up: %v", idle)
+	}
+	slices.Sort(lat)
+	fig := figures{
+		"heap B/conn/side":     float64(int64(heapB)-int64(heapA)) / sides,
+		"stack B/conn/side":    float64(int64(stackB)-int64(stackA)) / sides,
+		"goroutines/conn/side": float64(gB-gA) / sides,
+		"set-up conns/s":       float64(p.conns) / setup.Seconds(),
+		"storm ms":             float64(stormTook.Microseconds()) / 1e3,
+		"storm p99 ms":         float64(lat[len(lat)*99/100].Microseconds()) / 1e3,
+		"refused":              float64(refused + stormRefused + end.refused),
+		"lost":                 float64(end.lostClients + end.lostServers),
+		"goroutines left":      float64(g1 - g0),
+		opsKey:                 float64(p.conns + p.storm),
+	}
+	if fd0 >= 0 && fd1 >= 0 {
+		fig["fds left"] = float64(fd1 - fd0)
+	}
+	return fig, nil
+}
+
+// dialIdle makes n connections, connsDialers at a time, and waits until the
+// server has completed all of them too. It returns how many handshakes the
+// server refused; any other failure fails it.
+func dialIdle(ctx context.Context, f fleet, n int) (refused int, err error) {
+	var (
+		next   atomic.Int64
+		nref   atomic.Int64
+		errs   = make([]error, connsDialers)
+		wg     sync.WaitGroup
+		before = f.census()
+	)
+	for w := range errs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				err := f.dial(ctx, i)
+				switch {
+				case refusedErr(err):
+					nref.Add(1)
+				case err != nil:
+					errs[w] = fmt.Errorf("connection %d of %d: %w", i+1, n, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	_, err = awaitServed(ctx, f, n-int(nref.Load()), before)
+	return int(nref.Load()), err
+}
+
+// serveWait bounds how long the server may take to report a handshake that
+// its client has completed: its handshake watch gives up before.
+const serveWait = 3 * time.Minute
+
+// stallWait is how long awaitServed waits for the next report before it
+// looks whether the connections it waits for have ended instead.
+const stallWait = 2 * time.Second
+
+// awaitServed waits for the server's reports of n handshakes whose client
+// side is complete, less those of the clients that have ended since the
+// census before: a client refused after its handshake has no server side.
+// It returns when the last report arrived.
+func awaitServed(ctx context.Context, f fleet, n int, before census) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, serveWait)
+	defer cancel()
+	stall := time.NewTimer(stallWait)
+	defer stall.Stop()
+	last := time.Now()
+	for got := 0; got < n; {
+		select {
+		case err := <-f.served():
+			if err != nil {
+				return last, fmt.Errorf("server: %w", err)
+			}
+			got++
+			last = time.Now()
+			stall.Reset(stallWait)
+		case <-stall.C:
+			c := f.census()
+			if got+c.refused-before.refused+c.lostClients-before.lostClients >= n {
+				return last, nil
+			}
+			stall.Reset(stallWait)
+		case <-ctx.Done():
+			return last, fmt.Errorf("the server completed %d of %d handshakes whose client had completed (%v; accept loop: %v): %w",
+				got, n, f.census(), f.acceptErr(), context.Cause(ctx))
+		}
+	}
+	return last, nil
+}
+
+// storm starts n handshakes at the same instant and returns how long it
+// took until both sides of all of them were complete (the last client's
+// handshake or the server's last report, whichever came later), each client's
+// handshake time, and how many the server refused before the client's
+// handshake completed. A handshake that fails for any other reason fails
+// the workload.
+func storm(ctx context.Context, f fleet, first, n int, before census) (time.Duration, []time.Duration, int, error) {
+	var (
+		wg      sync.WaitGroup
+		go_     = make(chan struct{})
+		lat     = make([]time.Duration, n)
+		errs    = make([]error, n)
+		refused atomic.Int64
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-go_
+			t0 := time.Now()
+			err := f.dial(ctx, first+i)
+			lat[i] = time.Since(t0)
+			if refusedErr(err) {
+				refused.Add(1)
+				return
+			}
+			errs[i] = err
+		})
+	}
+	start := time.Now()
+	close(go_)
+	wg.Wait()
+	clientsDone := time.Now()
+	if err := errors.Join(errs...); err != nil {
+		return 0, nil, 0, fmt.Errorf("storm: %w", err)
+	}
+	last, err := awaitServed(ctx, f, n-int(refused.Load()), before)
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("storm: %w", err)
+	}
+	if last.Before(clientsDone) {
+		last = clientsDone
+	}
+	return last.Sub(start), lat, int(refused.Load()), nil
+}
+
+// awaitGoroutines waits, at most max, until no more than n goroutines are
+// left: the goroutines of closed connections exit after Close returns,
+// and slowly on a loaded machine. Like goleak, it can only look again.
+func awaitGoroutines(n int, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for runtime.NumGoroutine() > n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refusedErr reports whether a handshake failed because the server refused
+// it (CONNECTION_REFUSED), as quic-go does when its accept queue is full.
+func refusedErr(err error) bool {
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused {
+		return true
+	}
+	var ce *qerr.ConnectionError
+	return errors.As(err, &ce) && ce.Reason == qerr.ShutdownByTransport && ce.Code == uint64(quic.ConnectionRefused)
+}
+
+// clientSockets opens n UDP sockets on 127.0.0.1.
+func clientSockets(n int) ([]*net.UDPConn, error) {
+	var out []*net.UDPConn
+	for range n {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ---- raw quic-go ----
+
+type rawFleet struct {
+	cr      *creds
+	udp     *net.UDPConn // server
+	tr      *quic.Transport
+	ln      *quic.EarlyListener
+	trs     []*quic.Transport // clients'
+	results chan error
+	wg      sync.WaitGroup
+
+	mu               sync.Mutex
+	clients, servers []*quic.Conn
+	acceptErrV       error
+}
+
+func newRawFleet(cr *creds, p connsParams) (*rawFleet, error) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	socks, err := clientSockets(p.sockets)
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	f := &rawFleet{cr: cr, udp: udp, tr: &quic.Transport{Conn: udp}, results: make(chan error, p.conns+p.storm)}
+	for _, s := range socks {
+		f.trs = append(f.trs, &quic.Transport{Conn: s})
+	}
+	if f.ln, err = f.tr.ListenEarly(cr.server.ServerTLSConfig([]string{alpn}), connsQUICConfig()); err != nil {
+		f.close()
+		return nil, err
+	}
+	f.wg.Go(f.accept)
+	return f, nil
+}
+
+// accept takes every connection as soon as quic-go offers it, and waits for
+// its handshake in a goroutine of its own, so that quic-go's accept queue
+// never fills.
+func (f *rawFleet) accept() {
+	for {
+		c, err := f.ln.Accept(context.Background())
+		if err != nil {
+			f.mu.Lock()
+			f.acceptErrV = err
+			f.mu.Unlock()
+			return
+		}
+		f.wg.Go(func() {
+			select {
+			case <-c.HandshakeComplete():
+				f.mu.Lock()
+				f.servers = append(f.servers, c)
+				f.mu.Unlock()
+				f.results <- nil
+			case <-c.Context().Done():
+				f.results <- context.Cause(c.Context())
+			}
+		})
+	}
+}
+
+func (f *rawFleet) dial(ctx context.Context, i int) error {
+	tr := f.trs[i%len(f.trs)]
+	c, err := tr.Dial(ctx, f.udp.LocalAddr(), f.cr.client.ClientTLSConfig("127.0.0.1", []string{alpn}), connsQUICConfig())
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.clients = append(f.clients, c)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *rawFleet) served() <-chan error { return f.results }
+
+func (f *rawFleet) acceptErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.acceptErrV
+}
+
+func (f *rawFleet) census() census {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var c census
+	for _, qc := range f.clients {
+		switch {
+		case qc.Context().Err() == nil:
+			c.clients++
+		case refusedErr(context.Cause(qc.Context())):
+			c.refused++
+		default:
+			c.lostClients++
+		}
+	}
+	for _, qc := range f.servers {
+		if qc.Context().Err() == nil {
+			c.servers++
+		} else {
+			c.lostServers++
+		}
+	}
+	return c
+}
+
+func (f *rawFleet) close() error {
+	f.mu.Lock()
+	conns := append(f.clients, f.servers...)
+	f.clients, f.servers = nil, nil
+	f.mu.Unlock()
+	// The clients first, then the servers, as the quicconn fleet does.
+	for _, c := range conns {
+		c.CloseWithError(0, "")
+	}
+	var errs []error
+	for _, tr := range f.trs {
+		errs = append(errs, tr.Close(), tr.Conn.Close())
+	}
+	if f.ln != nil {
+		f.ln.Close()
+	}
+	errs = append(errs, f.tr.Close(), f.udp.Close())
+	f.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ---- quicconn ----
+
+type connFleet struct {
+	cr      *creds
+	cfg     *conn.Configuration
+	sreg    *conn.Registration
+	creg    *conn.Registration
+	ln      *conn.Listener
+	port    uint16
+	socks   []*net.UDPConn
+	results chan error
+	wg      sync.WaitGroup
+
+	mu               sync.Mutex
+	clients, servers []*conn.Connection
+	acceptErrV       error
+}
+
+func newConnFleet(cr *creds, p connsParams) (*connFleet, error) {
+	cfg, err := conn.NewConfiguration([]string{alpn}, connsSettings)
+	if err != nil {
+		return nil, err
+	}
+	socks, err := clientSockets(p.sockets)
+	if err != nil {
+		return nil, err
+	}
+	f := &connFleet{cr: cr, cfg: cfg, socks: socks, results: make(chan error, p.conns+p.storm),
+		sreg: conn.NewRegistration("perf-conns-server"), creg: conn.NewRegistration("perf-conns-client")}
+	if f.ln, err = conn.Listen(f.sreg, "127.0.0.1:0", cfg, cr.server); err != nil {
+		f.close()
+		return nil, err
+	}
+	f.port = uint16(f.ln.Addr().(*net.UDPAddr).Port)
+	f.wg.Go(f.accept)
+	return f, nil
+}
+
+// accept calls Listener.Accept again at once for every connection, and
+// waits for each handshake in a goroutine of its own, so that neither the
+// listener's backlog nor quic-go's accept queue fills.
+func (f *connFleet) accept() {
+	for {
+		c, err := f.ln.Accept(context.Background())
+		if err != nil {
+			f.mu.Lock()
+			f.acceptErrV = err
+			f.mu.Unlock()
+			return
+		}
+		f.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*connsSettings.HandshakeTimeout)
+			defer cancel()
+			err := c.Accept(ctx)
+			if err == nil {
+				f.mu.Lock()
+				f.servers = append(f.servers, c)
+				f.mu.Unlock()
+			}
+			f.results <- err
+		})
+	}
+}
+
+func (f *connFleet) dial(ctx context.Context, i int) error {
+	c, err := conn.New(f.creg, f.cr.client, conn.WithPacketConn(f.socks[i%len(f.socks)]))
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx, f.cfg, "127.0.0.1", f.port); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.clients = append(f.clients, c)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *connFleet) served() <-chan error { return f.results }
+
+func (f *connFleet) acceptErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.acceptErrV
+}
+
+func (f *connFleet) census() census {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var c census
+	for _, cc := range f.clients {
+		switch {
+		case cc.State() == conn.Connected:
+			c.clients++
+		case refusedErr(cc.Err()):
+			c.refused++
+		default:
+			c.lostClients++
+		}
+	}
+	for _, sc := range f.servers {
+		if sc.State() == conn.Connected {
+			c.servers++
+		} else {
+			c.lostServers++
+		}
+	}
+	return c
+}
+
+func (f *connFleet) close() error {
+	// The clients first, as the raw fleet does: each sends its
+	// CONNECTION_CLOSE, and Registration.Close returns when all are gone.
+	var errs []error
+	errs = append(errs, f.creg.Close())
+	if f.ln != nil {
+		f.ln.Close()
+	}
+	errs = append(errs, f.sreg.Close())
+	f.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs = append(errs, f.creg.WaitIdle(ctx), f.sreg.WaitIdle(ctx))
+	for _, s := range f.socks {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
