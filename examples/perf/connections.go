@@ -62,6 +62,7 @@ var connectionsMetrics = []metricSpec{
 	{"storm p99 ms", false, contract{}},
 	{"refused", false, zeroContract},
 	{"lost", false, zeroContract},
+	{"server hs failed", false, contract{}},
 	{"goroutines left", false, zeroContract},
 	{"fds left", false, zeroContract},
 }
@@ -136,7 +137,7 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 	heapA, stackA, gA := heapAndGoroutines()
 
 	setupStart := time.Now()
-	refused, err := dialIdle(ctx, f, p.conns)
+	refused, failed, err := dialIdle(ctx, f, p.conns)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 		}
 	}
 
-	stormTook, lat, stormRefused, err := storm(ctx, f, p.conns, p.storm, idle)
+	st, err := storm(ctx, f, p.conns, p.storm, idle)
 	if err != nil {
 		return nil, err
 	}
@@ -169,15 +170,16 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 	if sides == 0 {
 		return nil, fmt.Errorf("no connection alive after the set-up: %v", idle)
 	}
-	slices.Sort(lat)
+	slices.Sort(st.lat)
 	fig := figures{
 		"heap B/conn/side":     float64(int64(heapB)-int64(heapA)) / sides,
 		"stack B/conn/side":    float64(int64(stackB)-int64(stackA)) / sides,
 		"goroutines/conn/side": float64(gB-gA) / sides,
 		"set-up conns/s":       float64(p.conns) / setup.Seconds(),
-		"storm ms":             float64(stormTook.Microseconds()) / 1e3,
-		"storm p99 ms":         float64(lat[len(lat)*99/100].Microseconds()) / 1e3,
-		"refused":              float64(refused + stormRefused + end.refused),
+		"storm ms":             float64(st.took.Microseconds()) / 1e3,
+		"storm p99 ms":         float64(st.lat[len(st.lat)*99/100].Microseconds()) / 1e3,
+		"refused":              float64(refused + st.refused + end.refused),
+		"server hs failed":     float64(failed + st.failed),
 		"lost":                 float64(end.lostClients + end.lostServers),
 		"goroutines left":      float64(g1 - g0),
 		opsKey:                 float64(p.conns + p.storm),
@@ -190,8 +192,9 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 
 // dialIdle makes n connections, connsDialers at a time, and waits until the
 // server has completed all of them too. It returns how many handshakes the
-// server refused; any other failure fails it.
-func dialIdle(ctx context.Context, f fleet, n int) (refused int, err error) {
+// server refused and how many the server saw fail (see awaitServed); any
+// other failure fails it.
+func dialIdle(ctx context.Context, f fleet, n int) (refused, failed int, err error) {
 	var (
 		next   atomic.Int64
 		nref   atomic.Int64
@@ -219,10 +222,10 @@ func dialIdle(ctx context.Context, f fleet, n int) (refused int, err error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	_, err = awaitServed(ctx, f, n-int(nref.Load()), before)
-	return int(nref.Load()), err
+	_, failed, err = awaitServed(ctx, f, n-int(nref.Load()), before)
+	return int(nref.Load()), failed, err
 }
 
 // serveWait bounds how long the server may take to report a handshake that
@@ -233,46 +236,58 @@ const serveWait = 3 * time.Minute
 // looks whether the connections it waits for have ended instead.
 const stallWait = 2 * time.Second
 
-// awaitServed waits for the server's reports of n handshakes whose client
-// side is complete, less those of the clients that have ended since the
-// census before: a client refused after its handshake has no server side.
-// It returns when the last report arrived.
-func awaitServed(ctx context.Context, f fleet, n int, before census) (time.Time, error) {
+// awaitServed waits for the server's reports of n completed handshakes
+// whose client side is complete, less those of the clients that have ended
+// since the census before: a client refused after its handshake has no
+// server side. It returns when the last report arrived, and how many
+// handshakes the server saw fail meanwhile: not those of these clients,
+// which completed, but of connections that a late copy of a client's
+// first packet opened after its own connection had moved on, whose client
+// never answers.
+func awaitServed(ctx context.Context, f fleet, n int, before census) (time.Time, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, serveWait)
 	defer cancel()
 	stall := time.NewTimer(stallWait)
 	defer stall.Stop()
 	last := time.Now()
+	failed := 0
 	for got := 0; got < n; {
 		select {
 		case err := <-f.served():
 			if err != nil {
-				return last, fmt.Errorf("server: %w", err)
+				failed++
+			} else {
+				got++
+				last = time.Now()
 			}
-			got++
-			last = time.Now()
 			stall.Reset(stallWait)
 		case <-stall.C:
 			c := f.census()
 			if got+c.refused-before.refused+c.lostClients-before.lostClients >= n {
-				return last, nil
+				return last, failed, nil
 			}
 			stall.Reset(stallWait)
 		case <-ctx.Done():
-			return last, fmt.Errorf("the server completed %d of %d handshakes whose client had completed (%v; accept loop: %v): %w",
-				got, n, f.census(), f.acceptErr(), context.Cause(ctx))
+			return last, failed, fmt.Errorf("the server completed %d of %d handshakes whose client had completed (%d failed; %v; accept loop: %v): %w",
+				got, n, failed, f.census(), f.acceptErr(), context.Cause(ctx))
 		}
 	}
-	return last, nil
+	return last, failed, nil
 }
 
-// storm starts n handshakes at the same instant and returns how long it
-// took until both sides of all of them were complete (the last client's
-// handshake or the server's last report, whichever came later), each client's
-// handshake time, and how many the server refused before the client's
-// handshake completed. A handshake that fails for any other reason fails
-// the workload.
-func storm(ctx context.Context, f fleet, first, n int, before census) (time.Duration, []time.Duration, int, error) {
+// stormResult is what storm measured.
+type stormResult struct {
+	took    time.Duration   // until both sides of every handshake completed
+	lat     []time.Duration // each client's handshake
+	refused int             // refused before the client's handshake completed
+	failed  int             // failed on the server (see awaitServed)
+}
+
+// storm starts n handshakes at the same instant and measures them: the
+// time until both sides of all of them were complete is the later of the
+// last client's handshake and the server's last report. A client handshake
+// that fails for another reason than a refusal fails the workload.
+func storm(ctx context.Context, f fleet, first, n int, before census) (stormResult, error) {
 	var (
 		wg      sync.WaitGroup
 		go_     = make(chan struct{})
@@ -298,16 +313,16 @@ func storm(ctx context.Context, f fleet, first, n int, before census) (time.Dura
 	wg.Wait()
 	clientsDone := time.Now()
 	if err := errors.Join(errs...); err != nil {
-		return 0, nil, 0, fmt.Errorf("storm: %w", err)
+		return stormResult{}, fmt.Errorf("storm: %w", err)
 	}
-	last, err := awaitServed(ctx, f, n-int(refused.Load()), before)
+	last, failed, err := awaitServed(ctx, f, n-int(refused.Load()), before)
 	if err != nil {
-		return 0, nil, 0, fmt.Errorf("storm: %w", err)
+		return stormResult{}, fmt.Errorf("storm: %w", err)
 	}
 	if last.Before(clientsDone) {
 		last = clientsDone
 	}
-	return last.Sub(start), lat, int(refused.Load()), nil
+	return stormResult{took: last.Sub(start), lat: lat, refused: int(refused.Load()), failed: failed}, nil
 }
 
 // awaitGoroutines waits, at most max, until no more than n goroutines are

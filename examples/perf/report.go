@@ -41,6 +41,10 @@ type report struct {
 	BulkDur     string            `json:"bulk_duration,omitempty"`
 	Duration    string            `json:"duration"`
 	IdleConns   int               `json:"idle_conns"`
+	Conns       int               `json:"conns"`
+	Storm       int               `json:"storm"`
+	ConnsSocks  int               `json:"conns_sockets"`
+	WAN         string            `json:"wan"`
 	KeyExchange map[string]string `json:"key_exchange"`
 	LoadBefore  string            `json:"loadavg_before"`
 	LoadAfter   string            `json:"loadavg_after"`
@@ -222,9 +226,15 @@ func ratio(r *float64) string {
 	return strconv.FormatFloat(*r, 'f', 3, 64)
 }
 
-// extra formats quicconn's median minus quic-go's.
+// extra formats quicconn's median minus quic-go's, signed, with the
+// precision of the values themselves (num), so that a difference the
+// values show is never rounded away.
 func extra(x float64) string {
-	return fmt.Sprintf("%+.1f", x)
+	s := num(x)
+	if x >= 0 && !strings.HasPrefix(s, "-") {
+		s = "+" + s
+	}
+	return s
 }
 
 // shown is the value a formatted figure stands for, so that verdicts are

@@ -237,6 +237,7 @@ func runRounds(ctx context.Context, p params, connect, peer string, prog progres
 	rep := &report{
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), Rounds: p.rounds,
 		Duration: p.dur.String(), IdleConns: p.idleConns, KeyExchange: map[string]string{},
+		Conns: p.conns, Storm: p.storm, ConnsSocks: p.connsSockets, WAN: p.wan.String(),
 		LoadBefore: loadavg(),
 	}
 	if p.bulkDur > 0 {

@@ -284,6 +284,11 @@ func handshakes(ctx context.Context, b backend, conc int, dur time.Duration) (fi
 // idle opens n connections and leaves them idle; the heap and goroutines
 // they add to the process, which holds both sides, are divided by 2n.
 func idle(ctx context.Context, name string, h idleHolder, n int) (figures, error) {
+	// Each connection has a socket of its own on the client side, and over
+	// TCP one on the server side too.
+	if err := ensureFiles(2*n + 64); err != nil {
+		return nil, err
+	}
 	heap0, stack0, g0 := heapAndGoroutines()
 	closeAll, err := h.DialIdle(ctx, n)
 	if err != nil {
