@@ -63,6 +63,7 @@ var connectionsMetrics = []metricSpec{
 	{"refused", false, zeroContract},
 	{"lost", false, zeroContract},
 	{"server hs failed", false, contract{}},
+	{"half-open", false, zeroContract},
 	{"goroutines left", false, zeroContract},
 	{"fds left", false, zeroContract},
 }
@@ -137,7 +138,7 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 	heapA, stackA, gA := heapAndGoroutines()
 
 	setupStart := time.Now()
-	refused, failed, err := dialIdle(ctx, f, p.conns)
+	refused, sv, err := dialIdle(ctx, f, p.conns)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +180,8 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 		"storm ms":             float64(st.took.Microseconds()) / 1e3,
 		"storm p99 ms":         float64(st.lat[len(st.lat)*99/100].Microseconds()) / 1e3,
 		"refused":              float64(refused + st.refused + end.refused),
-		"server hs failed":     float64(failed + st.failed),
+		"server hs failed":     float64(sv.failed + st.served.failed),
+		"half-open":            float64(sv.halfOpen + st.served.halfOpen),
 		"lost":                 float64(end.lostClients + end.lostServers),
 		"goroutines left":      float64(g1 - g0),
 		opsKey:                 float64(p.conns + p.storm),
@@ -192,9 +194,9 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 
 // dialIdle makes n connections, connsDialers at a time, and waits until the
 // server has completed all of them too. It returns how many handshakes the
-// server refused and how many the server saw fail (see awaitServed); any
-// other failure fails it.
-func dialIdle(ctx context.Context, f fleet, n int) (refused, failed int, err error) {
+// server refused before the client's completed, and what awaitServed saw;
+// any other failure fails it.
+func dialIdle(ctx context.Context, f fleet, n int) (refused int, sv served, err error) {
 	var (
 		next   atomic.Int64
 		nref   atomic.Int64
@@ -222,57 +224,71 @@ func dialIdle(ctx context.Context, f fleet, n int) (refused, failed int, err err
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return 0, 0, err
+		return 0, served{}, err
 	}
-	_, failed, err = awaitServed(ctx, f, n-int(nref.Load()), before)
-	return int(nref.Load()), failed, err
+	sv, err = awaitServed(ctx, f, n-int(nref.Load()), before)
+	return int(nref.Load()), sv, err
 }
-
-// serveWait bounds how long the server may take to report a handshake that
-// its client has completed: its handshake watch gives up before.
-const serveWait = 3 * time.Minute
 
 // stallWait is how long awaitServed waits for the next report before it
 // looks whether the connections it waits for have ended instead.
 const stallWait = 2 * time.Second
 
+// serveGiveUp is how long awaitServed waits without any report before it
+// stops: by then every handshake the server has begun has completed or
+// failed, the handshake budget being shorter.
+var serveGiveUp = connsSettings.HandshakeTimeout + 10*time.Second
+
+// served is what awaitServed saw.
+type served struct {
+	last     time.Time // when the last completed handshake was reported
+	failed   int       // server handshakes that failed
+	halfOpen int       // clients complete whose server side never completed
+}
+
 // awaitServed waits for the server's reports of n completed handshakes
 // whose client side is complete, less those of the clients that have ended
 // since the census before: a client refused after its handshake has no
-// server side. It returns when the last report arrived, and how many
-// handshakes the server saw fail meanwhile: not those of these clients,
-// which completed, but of connections that a late copy of a client's
-// first packet opened after its own connection had moved on, whose client
-// never answers.
-func awaitServed(ctx context.Context, f fleet, n int, before census) (time.Time, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, serveWait)
-	defer cancel()
+// server side. A server handshake can fail although the client's has
+// completed (its last flight lost, and the retransmission later than the
+// server's handshake timeout), or belong to no client (a late copy of a
+// client's first packet that opens a connection after its own has moved
+// on); both are counted, and the clients left without a server side once
+// nothing more can come are half-open.
+func awaitServed(ctx context.Context, f fleet, n int, before census) (served, error) {
 	stall := time.NewTimer(stallWait)
 	defer stall.Stop()
-	last := time.Now()
-	failed := 0
-	for got := 0; got < n; {
+	res := served{last: time.Now()}
+	lastReport := time.Now()
+	got := 0
+	for got < n {
 		select {
 		case err := <-f.served():
 			if err != nil {
-				failed++
+				res.failed++
 			} else {
 				got++
-				last = time.Now()
+				res.last = time.Now()
 			}
+			lastReport = time.Now()
 			stall.Reset(stallWait)
 		case <-stall.C:
 			c := f.census()
-			if got+c.refused-before.refused+c.lostClients-before.lostClients >= n {
-				return last, failed, nil
+			gone := c.refused - before.refused + c.lostClients - before.lostClients
+			if got+gone >= n {
+				return res, nil
+			}
+			if time.Since(lastReport) >= serveGiveUp {
+				res.halfOpen = n - got - gone
+				return res, nil
 			}
 			stall.Reset(stallWait)
 		case <-ctx.Done():
-			return last, failed, fmt.Errorf("the server completed %d of %d handshakes whose client had completed (%d failed; %v; accept loop: %v): %w",
-				got, n, failed, f.census(), f.acceptErr(), context.Cause(ctx))
+			return res, fmt.Errorf("the server completed %d of %d handshakes whose client had completed (%d failed; %v; accept loop: %v): %w",
+				got, n, res.failed, f.census(), f.acceptErr(), context.Cause(ctx))
 		}
 	}
-	return last, failed, nil
+	return res, nil
 }
 
 // stormResult is what storm measured.
@@ -280,7 +296,7 @@ type stormResult struct {
 	took    time.Duration   // until both sides of every handshake completed
 	lat     []time.Duration // each client's handshake
 	refused int             // refused before the client's handshake completed
-	failed  int             // failed on the server (see awaitServed)
+	served  served
 }
 
 // storm starts n handshakes at the same instant and measures them: the
@@ -315,14 +331,15 @@ func storm(ctx context.Context, f fleet, first, n int, before census) (stormResu
 	if err := errors.Join(errs...); err != nil {
 		return stormResult{}, fmt.Errorf("storm: %w", err)
 	}
-	last, failed, err := awaitServed(ctx, f, n-int(refused.Load()), before)
+	sv, err := awaitServed(ctx, f, n-int(refused.Load()), before)
 	if err != nil {
 		return stormResult{}, fmt.Errorf("storm: %w", err)
 	}
+	last := sv.last
 	if last.Before(clientsDone) {
 		last = clientsDone
 	}
-	return stormResult{took: last.Sub(start), lat: lat, refused: int(refused.Load()), failed: failed}, nil
+	return stormResult{took: last.Sub(start), lat: lat, refused: int(refused.Load()), served: sv}, nil
 }
 
 // awaitGoroutines waits, at most max, until no more than n goroutines are
@@ -371,6 +388,7 @@ type rawFleet struct {
 	ln      *quic.EarlyListener
 	trs     []*quic.Transport // clients'
 	results chan error
+	closing chan struct{} // closed by close: nobody reads results any more
 	wg      sync.WaitGroup
 
 	mu               sync.Mutex
@@ -388,7 +406,7 @@ func newRawFleet(cr *creds, p connsParams) (*rawFleet, error) {
 		udp.Close()
 		return nil, err
 	}
-	f := &rawFleet{cr: cr, udp: udp, tr: &quic.Transport{Conn: udp}, results: make(chan error, p.conns+p.storm)}
+	f := &rawFleet{cr: cr, udp: udp, tr: &quic.Transport{Conn: udp}, results: make(chan error, p.conns+p.storm), closing: make(chan struct{})}
 	for _, s := range socks {
 		f.trs = append(f.trs, &quic.Transport{Conn: s})
 	}
@@ -418,9 +436,9 @@ func (f *rawFleet) accept() {
 				f.mu.Lock()
 				f.servers = append(f.servers, c)
 				f.mu.Unlock()
-				f.results <- nil
+				f.report(nil)
 			case <-c.Context().Done():
-				f.results <- context.Cause(c.Context())
+				f.report(context.Cause(c.Context()))
 			}
 		})
 	}
@@ -439,6 +457,13 @@ func (f *rawFleet) dial(ctx context.Context, i int) error {
 }
 
 func (f *rawFleet) served() <-chan error { return f.results }
+
+func (f *rawFleet) report(err error) {
+	select {
+	case f.results <- err:
+	case <-f.closing:
+	}
+}
 
 func (f *rawFleet) acceptErr() error {
 	f.mu.Lock()
@@ -471,6 +496,7 @@ func (f *rawFleet) census() census {
 }
 
 func (f *rawFleet) close() error {
+	close(f.closing)
 	f.mu.Lock()
 	conns := append(f.clients, f.servers...)
 	f.clients, f.servers = nil, nil
@@ -502,6 +528,7 @@ type connFleet struct {
 	port    uint16
 	socks   []*net.UDPConn
 	results chan error
+	closing chan struct{} // closed by close: nobody reads results any more
 	wg      sync.WaitGroup
 
 	mu               sync.Mutex
@@ -518,7 +545,7 @@ func newConnFleet(cr *creds, p connsParams) (*connFleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &connFleet{cr: cr, cfg: cfg, socks: socks, results: make(chan error, p.conns+p.storm),
+	f := &connFleet{cr: cr, cfg: cfg, socks: socks, results: make(chan error, p.conns+p.storm), closing: make(chan struct{}),
 		sreg: conn.NewRegistration("perf-conns-server"), creg: conn.NewRegistration("perf-conns-client")}
 	if f.ln, err = conn.Listen(f.sreg, "127.0.0.1:0", cfg, cr.server); err != nil {
 		f.close()
@@ -550,7 +577,7 @@ func (f *connFleet) accept() {
 				f.servers = append(f.servers, c)
 				f.mu.Unlock()
 			}
-			f.results <- err
+			f.report(err)
 		})
 	}
 }
@@ -570,6 +597,13 @@ func (f *connFleet) dial(ctx context.Context, i int) error {
 }
 
 func (f *connFleet) served() <-chan error { return f.results }
+
+func (f *connFleet) report(err error) {
+	select {
+	case f.results <- err:
+	case <-f.closing:
+	}
+}
 
 func (f *connFleet) acceptErr() error {
 	f.mu.Lock()
@@ -602,6 +636,7 @@ func (f *connFleet) census() census {
 }
 
 func (f *connFleet) close() error {
+	close(f.closing)
 	// The clients first, as the raw fleet does: each sends its
 	// CONNECTION_CLOSE, and Registration.Close returns when all are gone.
 	var errs []error

@@ -202,7 +202,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func quickParams(full params, set map[string]bool) params {
 	q := params{
 		rounds: 2, bulkSize: 32 << 20, dur: 400 * time.Millisecond, idleConns: 200,
-		conns: 500, storm: 200, connsSockets: 4, connsRounds: 1, wan: quickWAN,
+		conns: 1000, storm: 200, connsSockets: 4, connsRounds: 1, wan: quickWAN,
 	}
 	for name, keep := range map[string]func(){
 		"rounds":        func() { q.rounds = full.rounds },

@@ -206,11 +206,13 @@ func TestProfiles(t *testing.T) {
 // TestConnections runs the connections workload in this process (under
 // -race in CI) over both QUIC stacks. For both: no connection lost, and
 // goroutines and files back to where they were after close. For quicconn,
-// the targets: every handshake of the storm accepted, no more goroutines
+// the targets: every handshake of the storm accepted and completed on both
+// sides, no more goroutines
 // per idle connection than raw quic-go, and heap per idle connection within
 // the performance contract. (Raw quic-go, accepting with one goroutine as
 // its applications do, refuses handshakes when its accept queue of 32
-// overflows; that is its behaviour, reported and not checked.) -soak runs
+// overflows, and its client may return from Dial before the server has
+// completed; that is its behaviour, reported and not checked.) -soak runs
 // it at full size.
 func TestConnections(t *testing.T) {
 	p := connsParams{conns: 500, storm: 200, sockets: 4}
@@ -235,7 +237,7 @@ func TestConnections(t *testing.T) {
 		t.Logf("%s: %v", name, f)
 		checks := []string{"lost", "goroutines left", "fds left"}
 		if name == qc {
-			checks = append(checks, "refused")
+			checks = append(checks, "refused", "half-open")
 		}
 		for _, k := range checks {
 			if v, ok := f[k]; !ok || v != 0 {
