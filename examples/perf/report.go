@@ -59,8 +59,8 @@ type report struct {
 const sameAsQUICGo = "as quic-go (same config, same process default)"
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "%s, GOMAXPROCS=%d, %d rounds (medians), key exchange: %s\n",
-		r.GoVersion, r.GOMAXPROCS, r.Rounds, r.keyExchangeList())
+	fmt.Fprintf(w, "%s, GOMAXPROCS=%d, %s (medians), key exchange: %s\n",
+		r.GoVersion, r.GOMAXPROCS, r.roundsText(), r.keyExchangeList())
 	fmt.Fprintf(w, "load average before: %s, after: %s; elapsed %s\n\n", r.LoadBefore, r.LoadAfter, r.Elapsed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"workload", "metric"}
@@ -115,8 +115,29 @@ func (r *report) markdown(w io.Writer) {
 		row = append(row, c)
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
-	fmt.Fprintf(w, "\n%s, GOMAXPROCS=%d, %d rounds, key exchange %s; load average %s before and %s after; run time %s.\n",
-		r.GoVersion, r.GOMAXPROCS, r.Rounds, r.keyExchangeShort(), firstField(r.LoadBefore), firstField(r.LoadAfter), r.Elapsed)
+	fmt.Fprintf(w, "\n%s, GOMAXPROCS=%d, %s, key exchange %s; load average %s before and %s after; run time %s.\n",
+		r.GoVersion, r.GOMAXPROCS, r.roundsText(), r.keyExchangeShort(), firstField(r.LoadBefore), firstField(r.LoadAfter), r.Elapsed)
+}
+
+// roundsText is "7 rounds", with the workloads that ran in fewer.
+func (r *report) roundsText() string {
+	s := fmt.Sprintf("%d rounds", r.Rounds)
+	seen := map[string]bool{}
+	var fewer []string
+	for _, m := range r.Metrics {
+		n := 0
+		for _, v := range m.Samples {
+			n = max(n, len(v))
+		}
+		if n > 0 && n < r.Rounds && !seen[m.Workload] {
+			seen[m.Workload] = true
+			fewer = append(fewer, fmt.Sprintf("%s: %d", m.Workload, n))
+		}
+	}
+	if len(fewer) > 0 {
+		s += " (" + strings.Join(fewer, ", ") + ")"
+	}
+	return s
 }
 
 func mdName(b string) string {

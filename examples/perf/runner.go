@@ -322,6 +322,17 @@ func runRounds(ctx context.Context, p params, connect, peer string, prog progres
 			sts = append(sts, s)
 		}
 	}
+	// A run with only workloads that stop early (connections) ends with
+	// them.
+	rounds := 0
+	for _, s := range sts {
+		if s.rounds == 0 {
+			rounds = p.rounds
+		} else {
+			rounds = max(rounds, min(s.rounds, p.rounds))
+		}
+	}
+	rep.Rounds = rounds
 	var metrics []*metric
 	index := map[string]*metric{}
 	total := 0
@@ -336,7 +347,7 @@ func runRounds(ctx context.Context, p params, connect, peer string, prog progres
 			metrics = append(metrics, m)
 			index[s.workload+"\x00"+ms.name] = m
 		}
-		for round := range p.rounds {
+		for round := range rounds {
 			for _, b := range backends {
 				if s.runs(b.Name(), b.Datagrams(), round) {
 					total++
@@ -344,9 +355,9 @@ func runRounds(ctx context.Context, p params, connect, peer string, prog progres
 			}
 		}
 	}
-	prog.start(total, p.rounds)
+	prog.start(total, rounds)
 	defer prog.finish()
-	for round := range p.rounds {
+	for round := range rounds {
 		roundStart := time.Now()
 		for si, s := range sts {
 			// Rotate the order each round: A B C, B C A, C A B, …
