@@ -54,18 +54,18 @@ type connsParams struct {
 const connsDialers = 32
 
 var connectionsMetrics = []metricSpec{
-	{"heap B/conn/side", false, connsHeapContract},
-	{"goroutines/conn/side", false, connsGoroutines},
-	{"stack B/conn/side", false, contract{}},
-	{"set-up conns/s", true, contract{}},
-	{"storm ms", false, contract{}},
-	{"storm p99 ms", false, contract{}},
-	{"refused", false, zeroContract},
-	{"lost", false, zeroContract},
-	{"server hs failed", false, contract{}},
-	{"half-open", false, zeroContract},
-	{"goroutines left", false, zeroContract},
-	{"fds left", false, zeroContract},
+	{"heap B/conn/side", false, connsHeapContract, false},
+	{"goroutines/conn/side", false, connsGoroutines, false},
+	{"stack B/conn/side", false, contract{}, false},
+	{"set-up conns/s", true, contract{}, false},
+	{"storm ms", false, contract{}, false},
+	{"storm p99 ms", false, contract{}, false},
+	{"refused", false, zeroContract, true},
+	{"lost", false, zeroContract, true},
+	{"server hs failed", false, contract{}, true},
+	{"half-open", false, zeroContract, true},
+	{"goroutines left", false, zeroContract, true},
+	{"fds left", false, zeroContract, true},
 }
 
 // A fleet is one transport's server and clients for the connections

@@ -31,6 +31,7 @@ type metric struct {
 	MeetsContract *bool `json:"meets_contract,omitempty"`
 
 	contract contract
+	count    bool
 }
 
 type report struct {

@@ -49,6 +49,7 @@ type metricSpec struct {
 	name     string
 	higher   bool // higher is better
 	contract contract
+	count    bool // counts events that should not happen: no ratios
 }
 
 // A contract is the performance contract of a row, checked on the value the
@@ -134,7 +135,7 @@ func steps(p params) []step {
 			run: func(ctx context.Context, s sample) (figures, error) {
 				return requests(ctx, s.b, c, p.dur)
 			},
-			metrics: []metricSpec{{"req/s", true, rateContract}, {"p50 µs", false, contract{}}, {"p99 µs", false, contract{}}},
+			metrics: []metricSpec{{"req/s", true, rateContract, false}, {"p50 µs", false, contract{}, false}, {"p99 µs", false, contract{}, false}},
 			cpu:     cpuKey,
 		}
 	}
@@ -145,7 +146,7 @@ func steps(p params) []step {
 			run: func(ctx context.Context, s sample) (figures, error) {
 				return handshakes(ctx, s.b, c, p.dur)
 			},
-			metrics: []metricSpec{{"/s", true, rateContract}},
+			metrics: []metricSpec{{"/s", true, rateContract, false}},
 			cpu:     cpuKey,
 		}
 	}
@@ -160,7 +161,7 @@ func steps(p params) []step {
 			run: func(ctx context.Context, s sample) (figures, error) {
 				return bulk(ctx, s.b, p.bulkSize, p.bulkDur)
 			},
-			metrics: []metricSpec{{"MB/s", true, rateContract}},
+			metrics: []metricSpec{{"MB/s", true, rateContract, false}},
 			cpu:     "CPU µs/MiB",
 		},
 		rps(1),
@@ -172,7 +173,7 @@ func steps(p params) []step {
 				return datagrams(ctx, s.b, p.dur)
 			},
 			metrics: []metricSpec{
-				{"sent/s", true, contract{}}, {"received/s", true, rateContract}, {"loss %", false, contract{}},
+				{"sent/s", true, contract{}, false}, {"received/s", true, rateContract, false}, {"loss %", false, contract{}, false},
 			},
 			cpu:      cpuKey,
 			quicOnly: true,
@@ -187,9 +188,9 @@ func steps(p params) []step {
 				return idle(ctx, s.b.Name(), s.idle, p.idleConns)
 			},
 			metrics: []metricSpec{
-				{"heap B/conn/side", false, idleHeapContract},
-				{"goroutines/conn/side", false, idleGoroutines},
-				{"stack B/conn/side", false, contract{}},
+				{"heap B/conn/side", false, idleHeapContract, false},
+				{"goroutines/conn/side", false, idleGoroutines, false},
+				{"stack B/conn/side", false, contract{}, false},
 			},
 			local: true,
 		},
@@ -343,7 +344,7 @@ func runRounds(ctx context.Context, p params, connect, peer string, prog progres
 		}
 		for _, ms := range specs {
 			m := &metric{Workload: s.workload, Name: ms.name, HigherIsBetter: ms.higher, Contract: ms.contract.String(),
-				contract: ms.contract, Samples: map[string][]float64{}, Median: map[string]float64{}}
+				contract: ms.contract, count: ms.count, Samples: map[string][]float64{}, Median: map[string]float64{}}
 			metrics = append(metrics, m)
 			index[s.workload+"\x00"+ms.name] = m
 		}
@@ -437,13 +438,13 @@ func (m *metric) fillRatios() {
 		return
 	}
 	if g, ok := m.Median[qgo]; ok {
-		if r, ok := pairedRatio(m.Samples[qc], m.Samples[qgo]); ok {
+		if r, ok := pairedRatio(m.Samples[qc], m.Samples[qgo]); ok && !m.count {
 			m.RatioQUICGo = &r
 		}
 		x := c - g
 		m.ExtraOverQUICGo = &x
 	}
-	if r, ok := pairedRatio(m.Samples[qc], m.Samples[tcp]); ok {
+	if r, ok := pairedRatio(m.Samples[qc], m.Samples[tcp]); ok && !m.count {
 		m.RatioTCP = &r
 	}
 	if meets, ok := m.contract.verdict(m); ok {

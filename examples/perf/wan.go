@@ -50,11 +50,11 @@ func (w wanParams) conntestLink(seed int64) conntest.Link {
 }
 
 var wanMetrics = []metricSpec{
-	{"MB/s", true, contract{}},
-	{"s", false, contract{}},
-	{"link use %", true, contract{}},
-	{"packets lost", false, contract{}},
-	{"final srtt ms", false, contract{}},
+	{"MB/s", true, contract{}, false},
+	{"s", false, contract{}, false},
+	{"link use %", true, contract{}, false},
+	{"packets lost", false, contract{}, false},
+	{"final srtt ms", false, contract{}, false},
 }
 
 // wan transfers p.size bytes from a client to a server over a fresh pipe
