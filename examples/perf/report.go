@@ -60,7 +60,7 @@ type report struct {
 const sameAsQUICGo = "as quic-go (same config, same process default)"
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "%s, GOMAXPROCS=%d, %s (medians), key exchange: %s\n",
+	fmt.Fprintf(w, "%s, GOMAXPROCS=%d, medians over %s; key exchange: %s\n",
 		r.GoVersion, r.GOMAXPROCS, r.roundsText(), r.keyExchangeList())
 	fmt.Fprintf(w, "load average before: %s, after: %s; elapsed %s\n\n", r.LoadBefore, r.LoadAfter, r.Elapsed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
