@@ -284,6 +284,11 @@ func handshakes(ctx context.Context, b backend, conc int, dur time.Duration) (fi
 // idle opens n connections and leaves them idle; the heap and goroutines
 // they add to the process, which holds both sides, are divided by 2n.
 func idle(ctx context.Context, name string, h idleHolder, n int) (figures, error) {
+	// Each connection has a socket of its own on the client side, and over
+	// TCP one on the server side too.
+	if err := ensureFiles(2*n + 64); err != nil {
+		return nil, err
+	}
 	heap0, stack0, g0 := heapAndGoroutines()
 	closeAll, err := h.DialIdle(ctx, n)
 	if err != nil {
@@ -292,7 +297,10 @@ func idle(ctx context.Context, name string, h idleHolder, n int) (figures, error
 	time.Sleep(100 * time.Millisecond) // handshake leftovers settle
 	heap1, stack1, g1 := heapAndGoroutines()
 	if heapProfile != nil {
-		heapProfile(name)
+		if err := heapProfile("idle", name); err != nil {
+			closeAll()
+			return nil, err
+		}
 	}
 	closeAll()
 	sides := float64(2 * n)
@@ -304,13 +312,18 @@ func idle(ctx context.Context, name string, h idleHolder, n int) (figures, error
 }
 
 // heapProfile, when set (-memprofile), writes a heap profile while the idle
-// connections of the named backend are held.
-var heapProfile func(backend string)
+// connections of a workload over the named backend are held.
+var heapProfile func(workload, backend string) error
 
+// heapAndGoroutines collects garbage and returns the live heap, the stack
+// in use and the goroutine count once that count has been still for a
+// moment: the finalizers that a collection queues run on a goroutine that
+// counts while it runs them.
 func heapAndGoroutines() (heap, stack uint64, goroutines int) {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.GC()
+	waitQuiet()
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
 }
