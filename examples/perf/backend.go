@@ -35,9 +35,24 @@ var settings = conn.Settings{
 	DatagramQueueLen:       128,
 }
 
+// clientSettings are a quicconn client's: raw quic-go neither resumes (it
+// has no session cache) nor waits for the handshake's confirmation, so
+// neither does a quicconn client beside it; resumedSettings resume, for
+// the "handshakes resumed" row, where raw quic-go gets a session cache.
+var (
+	clientSettings  = withClient(settings, true)
+	resumedSettings = withClient(settings, false)
+)
+
+func withClient(s conn.Settings, disableResumption bool) conn.Settings {
+	s.SkipHandshakeConfirmation = true
+	s.DisableResumption = disableResumption
+	return s
+}
+
 func rawQUICConfig() *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout:  conn.DefaultHandshakeTimeout,
+		HandshakeIdleTimeout:  conn.DefaultHandshakeTimeout + time.Second, // conn puts quic-go's timer after its own
 		MaxIdleTimeout:        conn.DefaultIdleTimeout,
 		MaxIncomingStreams:    settings.PeerBidiStreamCount,
 		MaxIncomingUniStreams: settings.PeerUniStreamCount,
@@ -139,13 +154,14 @@ func dialMany(ctx context.Context, b backend, n int) ([]session, error) {
 // ---- raw quic-go ----
 
 type rawBackend struct {
-	cr   *creds
-	srv  *server
-	tr   *quic.Transport
-	ln   *quic.EarlyListener
-	addr *net.UDPAddr
-	wg   sync.WaitGroup
-	hold bool // idle mode: accept and hold only
+	cr       *creds
+	sessions tls.ClientSessionCache // for DialResumed
+	srv      *server
+	tr       *quic.Transport
+	ln       *quic.EarlyListener
+	addr     *net.UDPAddr
+	wg       sync.WaitGroup
+	hold     bool // idle mode: accept and hold only
 }
 
 func newRawBackend(cr *creds, hold bool) (*rawBackend, error) {
@@ -153,7 +169,8 @@ func newRawBackend(cr *creds, hold bool) (*rawBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &rawBackend{cr: cr, srv: newServer(), tr: &quic.Transport{Conn: udp}, hold: hold}
+	b := &rawBackend{cr: cr, srv: newServer(), tr: &quic.Transport{Conn: udp}, hold: hold,
+		sessions: tls.NewLRUClientSessionCache(64)}
 	// The very config quicconn's listener starts from, and ListenEarly as
 	// quicconn's listener uses.
 	ln, err := b.tr.ListenEarly(cr.server.ServerTLSConfig([]string{alpn}), rawQUICConfig())
@@ -195,6 +212,16 @@ func (b *rawBackend) Multiplexed() bool { return true }
 func (b *rawBackend) Datagrams() bool   { return true }
 
 func (b *rawBackend) Dial(ctx context.Context) (session, error) {
+	return b.dial(ctx, nil)
+}
+
+// DialResumed dials with a session cache shared by the backend's dials, as
+// a quicconn Registration has one.
+func (b *rawBackend) DialResumed(ctx context.Context) (session, error) {
+	return b.dial(ctx, b.sessions)
+}
+
+func (b *rawBackend) dial(ctx context.Context, sessions tls.ClientSessionCache) (session, error) {
 	// A socket and a quic.Transport per connection, as quicconn's
 	// conn.New + Start has.
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{})
@@ -202,7 +229,9 @@ func (b *rawBackend) Dial(ctx context.Context) (session, error) {
 		return nil, err
 	}
 	tr := &quic.Transport{Conn: udp}
-	qc, err := tr.Dial(ctx, b.addr, b.cr.client.ClientTLSConfig("127.0.0.1", []string{alpn}), rawQUICConfig())
+	tlsConf := b.cr.client.ClientTLSConfig("127.0.0.1", []string{alpn})
+	tlsConf.ClientSessionCache = sessions
+	qc, err := tr.Dial(ctx, b.addr, tlsConf, rawQUICConfig())
 	if err != nil {
 		tr.Close()
 		udp.Close()
@@ -257,6 +286,8 @@ func (s *rawSession) Close() error {
 	return err
 }
 
+func (s *rawSession) Resumed() bool { return s.qc.ConnectionState().TLS.DidResume }
+
 func (s *rawSession) KeyExchange() string {
 	return tls.CurveID(s.qc.ConnectionState().TLS.CurveID).String()
 }
@@ -279,9 +310,11 @@ func (c rawServerConn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 type connBackend struct {
 	cr    *creds
 	srv   *server
-	reg   *conn.Registration // server side
-	creg  *conn.Registration // client side
-	cfg   *conn.Configuration
+	reg   *conn.Registration  // server side
+	creg  *conn.Registration  // client side
+	cfg   *conn.Configuration // the server's
+	ccfg  *conn.Configuration // the clients': clientSettings
+	rcfg  *conn.Configuration // the clients' for DialResumed: resumedSettings
 	ln    *conn.Listener
 	host  string
 	port  uint16
@@ -296,7 +329,15 @@ func newConnBackend(cr *creds, hold bool) (*connBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &connBackend{cr: cr, srv: newServer(), cfg: cfg, hold: hold,
+	ccfg, err := conn.NewConfiguration([]string{alpn}, clientSettings)
+	if err != nil {
+		return nil, err
+	}
+	rcfg, err := conn.NewConfiguration([]string{alpn}, resumedSettings)
+	if err != nil {
+		return nil, err
+	}
+	b := &connBackend{cr: cr, srv: newServer(), cfg: cfg, ccfg: ccfg, rcfg: rcfg, hold: hold,
 		reg: conn.NewRegistration("perf-server"), creg: conn.NewRegistration("perf-client")}
 	ln, err := conn.Listen(b.reg, "127.0.0.1:0", cfg, cr.server)
 	if err != nil {
@@ -341,7 +382,12 @@ func (b *connBackend) Multiplexed() bool { return true }
 func (b *connBackend) Datagrams() bool   { return true }
 
 func (b *connBackend) Dial(ctx context.Context) (session, error) {
-	return dialConn(ctx, b.creg, b.cr.client, b.cfg, b.host, b.port)
+	return dialConn(ctx, b.creg, b.cr.client, b.ccfg, b.host, b.port)
+}
+
+// DialResumed dials with the Registration's session tickets.
+func (b *connBackend) DialResumed(ctx context.Context) (session, error) {
+	return dialConn(ctx, b.creg, b.cr.client, b.rcfg, b.host, b.port)
 }
 
 func dialConn(ctx context.Context, reg *conn.Registration, cred *certverify.Credential, cfg *conn.Configuration, host string, port uint16) (session, error) {
@@ -434,6 +480,8 @@ func (s connSession) Close() error {
 // KeyExchange is unknown: quicconn does not expose the TLS state.
 func (s connSession) KeyExchange() string { return "" }
 
+func (s connSession) Resumed() bool { return s.c.Resumed() }
+
 type connStream struct{ *stream.Stream }
 
 func (s connStream) CloseWrite() error { return s.Stream.Close() }
@@ -452,6 +500,7 @@ type remoteBackend struct {
 	reg  *conn.Registration
 	cred *certverify.Credential
 	cfg  *conn.Configuration
+	rcfg *conn.Configuration // for DialResumed
 	host string
 	port uint16
 }
@@ -465,11 +514,15 @@ func newRemoteBackend(addr string, cred *certverify.Credential) (*remoteBackend,
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := conn.NewConfiguration([]string{alpn}, settings)
+	cfg, err := conn.NewConfiguration([]string{alpn}, clientSettings)
 	if err != nil {
 		return nil, err
 	}
-	return &remoteBackend{reg: conn.NewRegistration("perf-client"), cred: cred, cfg: cfg, host: host, port: uint16(port)}, nil
+	rcfg, err := conn.NewConfiguration([]string{alpn}, resumedSettings)
+	if err != nil {
+		return nil, err
+	}
+	return &remoteBackend{reg: conn.NewRegistration("perf-client"), cred: cred, cfg: cfg, rcfg: rcfg, host: host, port: uint16(port)}, nil
 }
 
 func (b *remoteBackend) Name() string      { return "quicconn" }
@@ -477,6 +530,11 @@ func (b *remoteBackend) Multiplexed() bool { return true }
 func (b *remoteBackend) Datagrams() bool   { return true }
 func (b *remoteBackend) Dial(ctx context.Context) (session, error) {
 	return dialConn(ctx, b.reg, b.cred, b.cfg, b.host, b.port)
+}
+
+// DialResumed dials with the Registration's session tickets.
+func (b *remoteBackend) DialResumed(ctx context.Context) (session, error) {
+	return dialConn(ctx, b.reg, b.cred, b.rcfg, b.host, b.port)
 }
 func (b *remoteBackend) Close() error { return b.reg.Close() }
 

@@ -543,7 +543,8 @@ func (f *rawFleet) close() error {
 
 type connFleet struct {
 	cr      *creds
-	cfg     *conn.Configuration
+	cfg     *conn.Configuration // the server's
+	ccfg    *conn.Configuration // the clients': no resumption or confirmation wait, as raw quic-go
 	sreg    *conn.Registration
 	creg    *conn.Registration
 	ln      *conn.Listener
@@ -563,11 +564,15 @@ func newConnFleet(cr *creds, p connsParams) (*connFleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	ccfg, err := conn.NewConfiguration([]string{alpn}, withClient(connsSettings, true))
+	if err != nil {
+		return nil, err
+	}
 	socks, err := clientSockets(p.sockets)
 	if err != nil {
 		return nil, err
 	}
-	f := &connFleet{cr: cr, cfg: cfg, socks: socks, results: make(chan error, p.conns+p.storm), closing: make(chan struct{}),
+	f := &connFleet{cr: cr, cfg: cfg, ccfg: ccfg, socks: socks, results: make(chan error, p.conns+p.storm), closing: make(chan struct{}),
 		sreg: conn.NewRegistration("perf-conns-server"), creg: conn.NewRegistration("perf-conns-client")}
 	if f.ln, err = conn.Listen(f.sreg, "127.0.0.1:0", cfg, cr.server); err != nil {
 		f.close()
@@ -609,7 +614,7 @@ func (f *connFleet) dial(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Start(ctx, f.cfg, "127.0.0.1", f.port); err != nil {
+	if err := c.Start(ctx, f.ccfg, "127.0.0.1", f.port); err != nil {
 		return err
 	}
 	f.mu.Lock()

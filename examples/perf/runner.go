@@ -182,6 +182,16 @@ func steps(p params) []step {
 		hs(1, "handshakes seq"),
 		hs(8, "handshakes c=8"),
 		{
+			workload: "handshakes resumed",
+			family:   "handshakes",
+			run: func(ctx context.Context, s sample) (figures, error) {
+				return handshakesResumed(ctx, s.b, p.dur)
+			},
+			metrics:  []metricSpec{{"/s", true, contract{}, false}, {"resumed %", true, contract{}, false}},
+			cpu:      cpuKey,
+			quicOnly: true,
+		},
+		{
 			workload: fmt.Sprintf("idle %d conns", p.idleConns),
 			family:   "idle",
 			run: func(ctx context.Context, s sample) (figures, error) {

@@ -281,6 +281,37 @@ func handshakes(ctx context.Context, b backend, conc int, dur time.Duration) (fi
 	return figures{"/s": float64(count.Load()) / elapsed.Seconds(), opsKey: float64(count.Load())}, nil
 }
 
+// resumer dials with the session tickets of its earlier dials.
+type resumer interface {
+	DialResumed(ctx context.Context) (session, error)
+}
+
+// handshakesResumed runs a loop of handshakes (new socket, close) that
+// resume the TLS session of an earlier one, for dur, and reports which
+// share did resume: a ticket arrives after the handshake, so a connection
+// closed at once may leave none for the next.
+func handshakesResumed(ctx context.Context, b backend, dur time.Duration) (figures, error) {
+	r, ok := b.(resumer)
+	if !ok {
+		return nil, fmt.Errorf("%s cannot resume sessions", b.Name())
+	}
+	var count, resumed int
+	start := time.Now()
+	for time.Since(start) < dur {
+		s, err := r.DialResumed(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if rs, ok := s.(interface{ Resumed() bool }); ok && rs.Resumed() {
+			resumed++
+		}
+		s.Close()
+		count++
+	}
+	elapsed := time.Since(start)
+	return figures{"/s": float64(count) / elapsed.Seconds(), "resumed %": 100 * float64(resumed) / float64(count), opsKey: float64(count)}, nil
+}
+
 // idle opens n connections and leaves them idle; the heap and goroutines
 // they add to the process, which holds both sides, are divided by 2n.
 func idle(ctx context.Context, name string, h idleHolder, n int) (figures, error) {
