@@ -98,6 +98,9 @@ func TestMarkdown(t *testing.T) {
 		row("handshakes seq", "CPU µs/op", false),
 		row("handshakes c=8", "/s", true),
 		row("handshakes c=8", "CPU µs/op", false),
+		quicRow("handshakes resumed", "/s"),
+		quicRow("handshakes resumed", "resumed %"),
+		quicRow("handshakes resumed", "CPU µs/op"),
 		regexp.MustCompile(`^$`),
 		regexp.MustCompile(`^go1\.\S+, GOMAXPROCS=\d+, 2 rounds, key exchange X25519 on all three; load average \S+ before and \S+ after; run time \S+\.$`),
 	}
@@ -116,6 +119,13 @@ func TestMarkdown(t *testing.T) {
 			}
 		}
 	}
+}
+
+// quicRow matches a table row without TCP + TLS and without a contract.
+func quicRow(workload, metric string) *regexp.Regexp {
+	v := `-?\d+(?:\.\d+)?`
+	return regexp.MustCompile(`^\| ` + regexp.QuoteMeta(workload) + ` \| ` + regexp.QuoteMeta(metric) +
+		` \| ` + v + ` \| ` + v + ` \| — \| \d+\.\d{3} \| — \|  \|$`)
 }
 
 // row matches a table row of three transports; with a contract it
