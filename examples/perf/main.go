@@ -64,7 +64,8 @@ Workloads (-workloads takes a comma-separated subset; the default is all but wan
                32 concurrent requesters (requests/s, p50 and p99 latency)
   datagrams    1,100-byte datagrams as fast as they are taken (QUIC only)
   handshakes   full handshakes with mutual authentication, new socket each,
-               sequential and 8 concurrent (per second)
+               sequential and 8 concurrent (per second); and, QUIC only,
+               handshakes that resume the session of the one before
   idle         500 idle connections, datagrams enabled: heap, goroutines and
                stack per connection and side
   connections  10,000 idle connections to one listener, clients spread over

@@ -286,10 +286,11 @@ type resumer interface {
 	DialResumed(ctx context.Context) (session, error)
 }
 
-// handshakesResumed runs a loop of handshakes (new socket, close) that
-// resume the TLS session of an earlier one, for dur, and reports which
-// share did resume: a ticket arrives after the handshake, so a connection
-// closed at once may leave none for the next.
+// handshakesResumed runs a loop of handshakes (new socket, one request,
+// close) that resume the TLS session of an earlier one, for dur, and
+// reports which share did resume. The request's round trip lets the
+// server's session ticket, which follows the handshake, arrive before the
+// close, on both stacks alike.
 func handshakesResumed(ctx context.Context, b backend, dur time.Duration) (figures, error) {
 	r, ok := b.(resumer)
 	if !ok {
@@ -300,6 +301,10 @@ func handshakesResumed(ctx context.Context, b backend, dur time.Duration) (figur
 	for time.Since(start) < dur {
 		s, err := r.DialResumed(ctx)
 		if err != nil {
+			return nil, err
+		}
+		if _, err := counter(ctx, s); err != nil {
+			s.Close()
 			return nil, err
 		}
 		if rs, ok := s.(interface{ Resumed() bool }); ok && rs.Resumed() {
