@@ -17,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/quicconn/quicconn/conn"
 	"github.com/quicconn/quicconn/stream"
 )
 
@@ -359,5 +360,104 @@ func BenchmarkHotpathServerHandshake(b *testing.B) {
 				}
 			})
 		})
+	})
+}
+
+// BenchmarkHotpathHandshake makes one full handshake per operation, client
+// and server both quicconn or both raw quic-go, as examples/perf's
+// handshakes workload does: a new client socket, mutual authentication,
+// and close. A quicconn client that presented a certificate returns from
+// Start once the server has confirmed the handshake, a round trip after
+// raw quic-go's client returns; impl=quicconn-skip-confirmation opts out
+// (Settings.SkipHandshakeConfirmation), so that both sides do the same work.
+func BenchmarkHotpathHandshake(b *testing.B) {
+	e := newPerfEnv(b)
+	skip := perfSettings
+	skip.SkipHandshakeConfirmation = true
+	skipCfg, err := conn.NewConfiguration([]string{alpn}, skip)
+	if err != nil {
+		b.Fatal(err)
+	}
+	connRun := func(b *testing.B, cfg *conn.Configuration) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				s, err := e.ln.Accept(ctx)
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					if s.Accept(ctx) == nil {
+						select {
+						case <-s.WatchShutdown():
+						case <-ctx.Done():
+						}
+					}
+				})
+			}
+		})
+		defer func() { cancel(); wg.Wait() }()
+		one := func() {
+			c, err := conn.New(e.reg, e.clientCred)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Start(ctx, cfg, e.host, e.port); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.ShutdownAndWait(ctx, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for range 8 {
+			one()
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU(b)
+		for b.Loop() {
+			one()
+		}
+		cpu.stop(0)
+	}
+	b.Run("impl=quicconn", func(b *testing.B) { connRun(b, e.cfg) })
+	b.Run("impl=quicconn-skip-confirmation", func(b *testing.B) { connRun(b, skipCfg) })
+	b.Run("impl=quic-go", func(b *testing.B) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				s, err := e.rawLn.Accept(ctx)
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					select {
+					case <-s.Context().Done():
+					case <-ctx.Done():
+						s.CloseWithError(0, "")
+					}
+				})
+			}
+		})
+		defer func() { cancel(); wg.Wait() }()
+		one := func() {
+			_, closeClient, err := e.rawDial(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			closeClient()
+		}
+		for range 8 {
+			one()
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU(b)
+		for b.Loop() {
+			one()
+		}
+		cpu.stop(0)
 	})
 }
