@@ -10,10 +10,10 @@ package conn
 // its own; and, when datagrams are enabled, the bounded queue drains
 // received datagrams in a goroutine of its own, so that drops are counted,
 // while the application is not in ReceiveDatagram to receive them itself
-// (dgram.Queue.ReceiveFrom). Certificates
-// arrive through the TLS callbacks (tls.go) and peer-opened streams stay in
-// quic-go's own accept queues until asked for. Every one of these goroutines
-// has exited when the connection reaches ShutdownComplete.
+// (dgram.Queue.ReceiveFrom). Certificates arrive through the TLS callbacks
+// (tls.go) and peer-opened streams stay in quic-go's own accept queues until
+// asked for. Every one of these goroutines has exited when the connection
+// reaches ShutdownComplete.
 
 import (
 	"context"

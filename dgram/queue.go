@@ -154,8 +154,10 @@ func (q *Queue) putLocked(b []byte) {
 // receives the next datagram from the source itself. It returns the close
 // error once the queue is closed, and context.Cause(ctx) if ctx ends first;
 // a Get that gives up leaves no goroutine, timer or claim on the queue
-// behind. When a datagram is queued Get returns it even if ctx has already
-// ended, and it neither allocates nor starts a goroutine or timer.
+// behind (with a source, the queue's drainer takes over once nobody
+// receives, as after any Get). When a datagram is queued Get returns it even
+// if ctx has already ended, and it neither allocates nor starts a goroutine
+// or timer; a datagram the source holds is not queued yet.
 func (q *Queue) Get(ctx context.Context) ([]byte, error) {
 	q.gate.Lock()
 	for {
