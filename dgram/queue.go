@@ -2,6 +2,7 @@ package dgram
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	qerr "github.com/quicconn/quicconn/errors"
@@ -49,27 +50,42 @@ type Queue struct {
 	stats   Stats // Queued is n, filled in by Stats
 
 	// The source, set once by ReceiveFrom. At any moment either Gets
-	// receive from it directly (receivers of them) or the drainer does, so
-	// that the order of the datagrams is kept: the queue holds datagrams
-	// only while no Get receives.
+	// receive from it directly or the drainer does, never both, so that
+	// the order of the datagrams is kept: the queue holds datagrams only
+	// while no Get receives.
 	src Source
 	// srcDone is set once the source has failed (it is closed): nothing is
 	// received from it any more, and Gets wait for Close.
 	srcDone bool
-	// receivers is the number of Gets receiving from the source, waiting
-	// the number of Gets waiting for the gate (for the drainer to stop, for
-	// a datagram or for Close).
-	receivers, waiting int
+	// waiting is the number of Gets waiting for the gate: for the drainer
+	// to stop, for a datagram or for Close.
+	waiting int
 	// stopDrainer is set while the drainer goroutine receives from the
 	// source into the ring; calling it makes the drainer stop.
 	stopDrainer context.CancelFunc
-	// takeover is the timer that starts the drainer once no Get has been
-	// receiving for takeoverDelay; armed while it is set to run.
-	takeover *time.Timer
-	armed    bool
 	// done holds the channels given to ReceiveFrom, to close once the
 	// queue is closed and none of its goroutines runs or will run.
 	done []chan<- struct{}
+
+	// A Get receives from the source without the gate, so that a datagram
+	// costs it a few atomic operations. fast is set, under the gate, when
+	// it may (the ring is empty, the queue and the source are open, and no
+	// drainer runs); direct counts the Gets that do. A Get announces itself
+	// in direct before it checks fast, and the drainer is started only
+	// after fast was cleared and direct seen to be 0, so that never both
+	// receive.
+	fast   atomic.Bool
+	direct atomic.Int64
+	// received counts the datagrams such Gets returned: Stats.Received is
+	// stats.Received plus received.
+	received atomic.Uint64
+	// closed is set by Close, for the Gets that do not hold the gate.
+	closed atomic.Bool
+	// takeover is the timer, made at the first use, that starts the
+	// drainer once no Get has been receiving for takeoverDelay; armed
+	// while it is set to run.
+	takeover atomic.Pointer[time.Timer]
+	armed    atomic.Bool
 }
 
 // A Source delivers received datagrams one at a time; quic-go's *quic.Conn
@@ -159,6 +175,11 @@ func (q *Queue) putLocked(b []byte) {
 // if ctx has already ended, and it neither allocates nor starts a goroutine
 // or timer; a datagram the source holds is not queued yet.
 func (q *Queue) Get(ctx context.Context) ([]byte, error) {
+	if q.fast.Load() {
+		if b, err, ok := q.receive(ctx); ok {
+			return b, err
+		}
+	}
 	q.gate.Lock()
 	for {
 		switch {
@@ -176,13 +197,13 @@ func (q *Queue) Get(ctx context.Context) ([]byte, error) {
 		case ctx.Err() != nil:
 			q.unlock()
 			return nil, context.Cause(ctx)
-		case q.direct():
-			b, err := q.receive(ctx)
-			if b != nil || err != nil {
-				q.unlock()
+		case q.directOK():
+			q.unlock()
+			if b, err, ok := q.receive(ctx); ok {
 				return b, err
 			}
-			continue // the source is closed: wait for Close
+			q.gate.Lock()
+			continue
 		}
 		if q.stopDrainer != nil {
 			// Take over from the drainer: it stops, and the gate opens
@@ -202,50 +223,99 @@ func (q *Queue) Get(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// direct reports whether a Get may receive from the source itself: there is
-// one, it is open, and the drainer is not receiving from it.
-func (q *Queue) direct() bool {
+// directOK reports whether Gets may receive from the source themselves:
+// there is one, it is open, and the drainer is not receiving from it. The
+// gate must be held.
+func (q *Queue) directOK() bool {
 	return q.src != nil && !q.srcDone && q.stopDrainer == nil
 }
 
-// receive is Get receiving from the source directly. It is called, and
-// returns, with the gate held, which it releases while it waits. It returns
-// nil and nil when the source turned out to be closed.
-func (q *Queue) receive(ctx context.Context) ([]byte, error) {
-	q.receivers++
-	src := q.src
-	q.unlock()
-	b, err := src.ReceiveDatagram(ctx)
+// receive is a Get receiving from the source directly, without the gate.
+// It reports false, having taken nothing, when the Get must go the way
+// through the gate instead: its context has ended, the drainer runs, or
+// the source turned out to be closed.
+func (q *Queue) receive(ctx context.Context) (b []byte, err error, ok bool) {
+	if ctx.Err() != nil {
+		return nil, nil, false
+	}
+	q.direct.Add(1)
+	if !q.fast.Load() {
+		q.leave()
+		return nil, nil, false
+	}
+	b, err = q.src.ReceiveDatagram(ctx)
+	switch {
+	case err == nil && q.fast.Load():
+		q.received.Add(1)
+		q.leave()
+		return b, nil, true
+	case err != nil && ctx.Err() != nil:
+		q.leave()
+		return nil, context.Cause(ctx), true
+	}
+	// Closed meanwhile, the source failed, or fast is clear for a moment
+	// while the takeover timer sees this Get: the gate tells.
 	q.gate.Lock()
-	q.receivers--
+	defer q.unlock()
+	q.direct.Add(-1)
+	defer q.idle()
 	switch {
 	case q.err != nil:
-		// Closed meanwhile: a datagram that arrives after Close is not
-		// counted, as with Put.
-		return nil, q.err
+		// A datagram that arrives after Close is not counted, as with
+		// Put.
+		return nil, q.err, true
 	case err == nil:
-		q.stats.Received++
-		q.idle()
-		return b, nil
-	case ctx.Err() != nil:
-		q.idle()
-		return nil, context.Cause(ctx)
+		q.received.Add(1)
+		return b, nil, true
 	}
 	q.srcDone = true
-	return nil, nil
+	return nil, nil, false
+}
+
+// leave ends a Get's direct receiving and arms the takeover timer when it
+// was the last.
+func (q *Queue) leave() {
+	if q.direct.Add(-1) == 0 && !q.armed.Load() {
+		q.arm()
+	}
+}
+
+// arm sets the takeover timer, unless it is set already or the queue is
+// closed, without the gate.
+func (q *Queue) arm() {
+	t := q.takeover.Load()
+	if t == nil {
+		q.gate.Lock()
+		q.idle() // makes the timer
+		q.unlock()
+		return
+	}
+	if !q.armed.CompareAndSwap(false, true) {
+		return
+	}
+	if q.closed.Load() {
+		// Close may have seen the timer armed and be counting on it to
+		// finish.
+		q.armed.Store(false)
+		q.gate.Lock()
+		q.finished()
+		q.unlock()
+		return
+	}
+	t.Reset(takeoverDelay)
 }
 
 // idle arms the takeover timer when nobody receives from the source: no Get
 // and no drainer. The gate must be held.
 func (q *Queue) idle() {
-	if !q.direct() || q.err != nil || q.receivers > 0 || q.waiting > 0 || q.armed {
+	if !q.directOK() || q.err != nil || q.direct.Load() > 0 || q.waiting > 0 || q.armed.Load() {
 		return
 	}
-	q.armed = true
-	if q.takeover == nil {
-		q.takeover = time.AfterFunc(takeoverDelay, q.takeOver)
+	q.armed.Store(true)
+	if t := q.takeover.Load(); t != nil {
+		t.Reset(takeoverDelay)
 	} else {
-		q.takeover.Reset(takeoverDelay)
+		q.takeover.Store(time.AfterFunc(takeoverDelay, q.takeOver))
 	}
 }
 
@@ -253,10 +323,15 @@ func (q *Queue) idle() {
 // source now, it becomes the drainer.
 func (q *Queue) takeOver() {
 	q.gate.Lock()
-	q.armed = false
-	if !q.direct() || q.err != nil || q.receivers > 0 || q.waiting > 0 {
+	q.armed.Store(false)
+	if q.err != nil || !q.directOK() || q.waiting > 0 {
 		q.finished()
 		q.unlock()
+		return
+	}
+	q.fast.Store(false)
+	if q.direct.Load() > 0 {
+		q.unlock() // sets fast again; the last Get to leave arms the timer
 		return
 	}
 	ctx := q.startDrainer()
@@ -316,7 +391,7 @@ func (q *Queue) ReceiveFrom(src Source, done chan<- struct{}) {
 // it runs: no drainer, and no takeover timer that could start one. The gate
 // must be held.
 func (q *Queue) finished() {
-	if q.err == nil || q.stopDrainer != nil || q.armed {
+	if q.err == nil || q.stopDrainer != nil || q.armed.Load() {
 		return
 	}
 	for _, done := range q.done {
@@ -339,13 +414,14 @@ func (q *Queue) Close(err error) {
 		err = qerr.ErrConnectionLost
 	}
 	q.err = err
+	q.closed.Store(true)
 	q.stats.Discarded += uint64(q.n)
 	q.ring, q.head, q.n = nil, 0, 0
 	if q.stopDrainer != nil {
 		q.stopDrainer() // it exits and calls finished
 	}
-	if q.armed && q.takeover.Stop() {
-		q.armed = false
+	if q.armed.Load() && q.takeover.Load().Stop() {
+		q.armed.Store(false)
 	}
 	q.finished()
 }
@@ -355,6 +431,7 @@ func (q *Queue) Stats() Stats {
 	q.gate.Lock()
 	defer q.unlock()
 	s := q.stats
+	s.Received += q.received.Load()
 	s.Queued = uint64(q.n)
 	return s
 }
@@ -368,7 +445,9 @@ func (q *Queue) Len() int {
 
 // unlock releases the gate with the condition Get waits for.
 func (q *Queue) unlock() {
-	q.gate.Unlock(q.n > 0 || q.err != nil || q.direct())
+	direct := q.directOK()
+	q.fast.Store(direct && q.n == 0 && q.err == nil)
+	q.gate.Unlock(q.n > 0 || q.err != nil || direct)
 }
 
 // wrap maps i in [0, 2*len(q.ring)) to a ring index.
