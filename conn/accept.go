@@ -100,8 +100,16 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 		MinVersion: tls.VersionTLS13,
 		// Each handshake gets a copy of base whose verification callbacks
 		// report to its own Connection, found through the context that
-		// connContext gave the handshake.
+		// connContext gave the handshake: VerifyConnection has no context
+		// of its own, so the copy is the only way to reach the connection.
 		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			// quic-go starts every config it is handed with DecryptTicket,
+			// so that its copies share one set of session ticket keys; a
+			// copy of a base without keys would make (and throw away) keys
+			// of its own in every handshake. Tickets are sealed with the
+			// listener's keys (tlsConf's) whatever the copy holds. This
+			// makes base's keys, or renews them once they are old.
+			base.DecryptTicket(nil, tls.ConnectionState{})
 			conf := base.Clone()
 			if c, ok := chi.Context().Value(connKey{}).(*Connection); ok {
 				c.hookTLS(conf, c.quicCtx)

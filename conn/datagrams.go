@@ -8,7 +8,6 @@ import (
 	"errors"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quicconn/quicconn/dgram"
 	qerr "github.com/quicconn/quicconn/errors"
 )
 
@@ -77,7 +76,9 @@ func (e *deniedError) Is(target error) bool { return target == qerr.ErrDatagramD
 // ReceiveDatagram returns the oldest queued datagram from the peer, waiting
 // for one if none is queued. It needs Settings.DatagramReceiveEnabled.
 // The queue holds Settings.DatagramQueueLen datagrams; when it is full the
-// oldest is dropped and counted in Stats.DatagramsDropped.
+// oldest is dropped and counted in Stats.DatagramsDropped. Datagrams are
+// queued only while the application does not keep up: a ReceiveDatagram
+// that finds the queue empty receives the next one from quic-go itself.
 func (c *Connection) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 	const op = "receive datagram"
 	if _, err := c.ready(ctx, op, false); err != nil {
@@ -92,20 +93,6 @@ func (c *Connection) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 		return nil, qerr.Op(op, err)
 	}
 	return b, nil
-}
-
-// drainDatagrams moves received datagrams from quic-go's small internal
-// queue, which drops silently, to q, which counts what it drops.
-func (c *Connection) drainDatagrams(qc *quic.Conn, q *dgram.Queue) {
-	defer close(c.dgramPumpDone)
-	ctx := qc.Context()
-	for {
-		b, err := qc.ReceiveDatagram(ctx)
-		if err != nil {
-			return
-		}
-		q.Put(b)
-	}
 }
 
 // MaxDatagramSize returns the largest payload SendDatagram accepts at this

@@ -7,11 +7,13 @@ package conn
 // once it has ended); a server connection's handshake — complete, or out of
 // its budget — has a goroutine that exits with the handshake; a close
 // request runs CloseWithError, which waits for the close, in a goroutine of
-// its own; and, when datagrams are enabled, one goroutine drains received
-// datagrams into the bounded queue so that drops are counted. Certificates
-// arrive through the TLS callbacks (tls.go) and peer-opened streams stay in
-// quic-go's own accept queues until asked for. Every one of these goroutines
-// has exited when the connection reaches ShutdownComplete.
+// its own; and, when datagrams are enabled, the bounded queue drains
+// received datagrams in a goroutine of its own, so that drops are counted,
+// while the application is not in ReceiveDatagram to receive them itself
+// (dgram.Queue.ReceiveFrom). Certificates arrive through the TLS callbacks
+// (tls.go) and peer-opened streams stay in quic-go's own accept queues until
+// asked for. Every one of these goroutines has exited when the connection
+// reaches ShutdownComplete.
 
 import (
 	"context"
@@ -26,17 +28,14 @@ import (
 // and Start reports it Connected once it is confirmed.
 func (c *Connection) run(qc *quic.Conn, deadline time.Time) {
 	c.mu.Lock()
-	q := c.dgrams
-	if q != nil {
+	if q := c.dgrams; q != nil {
 		c.dgramPumpDone = make(chan struct{})
+		q.ReceiveFrom(qc, c.dgramPumpDone)
 	}
 	if !deadline.IsZero() {
 		c.handshakeWatchDone = make(chan struct{})
 	}
 	c.mu.Unlock()
-	if q != nil {
-		go c.drainDatagrams(qc, q)
-	}
 	if !deadline.IsZero() {
 		go c.awaitHandshake(qc, deadline)
 	}
