@@ -93,11 +93,14 @@
 // none is given): Debug for connects and shutdowns, Warn for rejected or
 // revoked peer certificates. Key material is never logged.
 //
-// Streams are package stream's types; received datagrams wait in a bounded
-// queue (package dgram) whose drops Stats counts.
+// Streams are package stream's types. A ReceiveDatagram that is waiting
+// takes datagrams straight from quic-go; once none has been waiting for a
+// millisecond, they go to a bounded queue (package dgram) whose drops Stats
+// counts.
 //
 // An idle connection runs no goroutine of its own but, with datagrams
-// enabled, one that drains received datagrams; a server connection has one
+// enabled and no ReceiveDatagram waiting, one that drains received
+// datagrams into that queue; a server connection has one
 // more during its handshake, and a 0-RTT client one until its handshake
 // completes. All have exited when the connection reaches ShutdownComplete.
 // A Listener runs 16 goroutines that move new connections from quic-go's
