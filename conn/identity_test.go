@@ -335,15 +335,7 @@ func TestAdmission(t *testing.T) {
 		srv.cred.TrustHashes(certverify.CertHash{1}) // some other peer: the listener is pinned
 		srv.listen(conn.Settings{})
 		ctx := context.Background()
-		go func() {
-			for {
-				s, err := srv.ln.Accept(ctx)
-				if err != nil {
-					return
-				}
-				go s.Accept(ctx)
-			}
-		}()
+		serveAll(ctx, srv)
 		if _, err := cli.dial(ctx, srv, conn.Settings{}); !errors.Is(err, qerr.ErrBadCertificate) {
 			t.Fatalf("Start before admission = %v, want ErrBadCertificate", err)
 		}
