@@ -66,26 +66,37 @@ func (nd *idNode) listen(s conn.Settings) {
 	}
 }
 
-// dial starts a connection from nd to srv's listener and returns it with
-// Start's error. It may run in a goroutine of its own: it reports setup
-// failures with Error.
-func (nd *idNode) dial(ctx context.Context, srv *idNode, s conn.Settings) (*conn.Connection, error) {
+// newConn makes a client Connection of nd on a socket of its own, with the
+// Configuration for s, not yet started. It may run in a goroutine of its
+// own: it reports setup failures with Error.
+func (nd *idNode) newConn(s conn.Settings) (*conn.Connection, *conn.Configuration, error) {
 	nd.t.Helper()
 	pc, err := nd.net.ListenPacket(nd.host + ":0")
 	if err != nil {
 		nd.t.Error(err)
-		return nil, err
+		return nil, nil, err
 	}
 	nd.t.Cleanup(func() { pc.Close() })
 	nd.socks = append(nd.socks, pc)
 	cfg, err := conn.NewConfiguration(idConfig.ALPN, s)
 	if err != nil {
 		nd.t.Error(err)
-		return nil, err
+		return nil, nil, err
 	}
 	c, err := conn.New(nd.reg, nd.cred, conn.WithPacketConn(pc), conn.WithLogger(quiet))
 	if err != nil {
 		nd.t.Error(err)
+		return nil, nil, err
+	}
+	return c, cfg, nil
+}
+
+// dial starts a connection from nd to srv's listener and returns it with
+// Start's error. It may run in a goroutine of its own.
+func (nd *idNode) dial(ctx context.Context, srv *idNode, s conn.Settings) (*conn.Connection, error) {
+	nd.t.Helper()
+	c, cfg, err := nd.newConn(s)
+	if err != nil {
 		return nil, err
 	}
 	return c, c.Start(ctx, cfg, srv.host, 4433)
@@ -116,6 +127,17 @@ func (nd *idNode) socket(t *testing.T, addr string) *conntest.PacketConn {
 
 func (nd *idNode) hash() certverify.CertHash {
 	return certverify.HashOf(nd.cred.Certificate.Certificate[0])
+}
+
+// pinnedPair returns a network of links l, a server node at 10.0.0.1
+// listening with s and a client node at 10.0.0.2, pinned to each other.
+func pinnedPair(t *testing.T, l conntest.Link, s conn.Settings) (n *conntest.Network, srv, cli *idNode) {
+	t.Helper()
+	n = conntest.NewNetwork(l)
+	srv, cli = newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
+	trustEachOther(srv, cli)
+	srv.listen(s)
+	return n, srv, cli
 }
 
 // trust pins each node to the others, both ways.
@@ -235,10 +257,7 @@ func TestConfirmationCost(t *testing.T) {
 	durations := map[bool]time.Duration{}
 	for _, skip := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
-			n := conntest.NewNetwork(conntest.Link{Delay: 20 * time.Millisecond})
-			srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-			trustEachOther(srv, cli)
-			srv.listen(conn.Settings{})
+			_, srv, cli := pinnedPair(t, conntest.Link{Delay: 20 * time.Millisecond}, conn.Settings{})
 			ctx := context.Background()
 			go srv.accept(ctx)
 			start := time.Now()
@@ -355,10 +374,7 @@ func TestAdmission(t *testing.T) {
 // Identity follow.
 func TestRotation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond})
-		srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-		trustEachOther(srv, cli)
-		srv.listen(conn.Settings{})
+		_, srv, cli := pinnedPair(t, conntest.Link{Delay: 5 * time.Millisecond}, conn.Settings{})
 		ctx := context.Background()
 		oldC, oldS := connectPair(t, ctx, cli, srv)
 

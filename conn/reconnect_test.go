@@ -46,10 +46,7 @@ func TestResumption(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond})
-				srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-				trustEachOther(srv, cli)
-				srv.listen(conn.Settings{DisableResumption: tt.serverOff})
+				_, srv, cli := pinnedPair(t, conntest.Link{Delay: 5 * time.Millisecond}, conn.Settings{DisableResumption: tt.serverOff})
 				ctx := context.Background()
 				serveAll(ctx, srv)
 				cs := conn.Settings{DisableResumption: tt.clientOff}
@@ -89,10 +86,7 @@ func TestResumptionHonoursRevocation(t *testing.T) {
 	for _, revoker := range []string{"server", "client"} {
 		t.Run(revoker+" revokes", func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond})
-				srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-				trustEachOther(srv, cli)
-				srv.listen(conn.Settings{})
+				_, srv, cli := pinnedPair(t, conntest.Link{Delay: 5 * time.Millisecond}, conn.Settings{})
 				ctx := context.Background()
 				serveAll(ctx, srv)
 				first, err := cli.dial(ctx, srv, conn.Settings{})
@@ -161,22 +155,16 @@ func request(ctx context.Context, c *conn.Connection, msg string) (string, error
 // connection to the answer, full / resumed / 0-RTT.
 func TestZeroRTT(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := conntest.NewNetwork(conntest.Link{Delay: 20 * time.Millisecond})
-		srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-		trustEachOther(srv, cli)
 		s := conn.Settings{Allow0RTT: true}
-		srv.listen(s)
+		_, srv, cli := pinnedPair(t, conntest.Link{Delay: 20 * time.Millisecond}, s)
 		ctx := context.Background()
 		echoServer(ctx, srv)
 		timed := func(early bool) (time.Duration, *conn.Connection) {
 			t.Helper()
-			pc, err := n.ListenPacket(cli.host + ":0")
+			c, cfg, err := cli.newConn(s)
 			if err != nil {
-				t.Fatal(err)
+				t.FailNow()
 			}
-			t.Cleanup(func() { pc.Close() })
-			cfg, _ := conn.NewConfiguration(idConfig.ALPN, s)
-			c, _ := conn.New(cli.reg, cli.cred, conn.WithPacketConn(pc), conn.WithLogger(quiet))
 			begin := time.Now()
 			start := c.Start
 			if early {
@@ -215,11 +203,8 @@ func TestZeroRTT(t *testing.T) {
 // once it is Connected.
 func TestZeroRTTRejected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := conntest.NewNetwork(conntest.Link{Delay: 20 * time.Millisecond})
-		srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-		trustEachOther(srv, cli)
 		s := conn.Settings{Allow0RTT: true}
-		srv.listen(s)
+		_, srv, cli := pinnedPair(t, conntest.Link{Delay: 20 * time.Millisecond}, s)
 		ctx := context.Background()
 		echoServer(ctx, srv)
 		if _, err := cli.dial(ctx, srv, s); err != nil { // the ticket
@@ -236,13 +221,10 @@ func TestZeroRTTRejected(t *testing.T) {
 		srv.listen(s)
 		echoServer(ctx, srv)
 
-		pc, err := n.ListenPacket(cli.host + ":0")
+		c, cfg, err := cli.newConn(s)
 		if err != nil {
-			t.Fatal(err)
+			t.FailNow()
 		}
-		t.Cleanup(func() { pc.Close() })
-		cfg, _ := conn.NewConfiguration(idConfig.ALPN, s)
-		c, _ := conn.New(cli.reg, cli.cred, conn.WithPacketConn(pc), conn.WithLogger(quiet))
 		if err := c.StartEarly(ctx, cfg, srv.host, 4433); err != nil {
 			t.Fatal(err)
 		}
@@ -313,10 +295,7 @@ func TestMigrate(t *testing.T) {
 	for _, how := range []string{"Migrate", "NAT rebinding"} {
 		t.Run(how, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond, Bandwidth: 50 << 20})
-				srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-				trustEachOther(srv, cli)
-				srv.listen(conn.Settings{})
+				n, srv, cli := pinnedPair(t, conntest.Link{Delay: 5 * time.Millisecond, Bandwidth: 50 << 20}, conn.Settings{})
 				ctx := context.Background()
 				c, s := connectPair(t, ctx, cli, srv)
 				before, _ := c.LocalAddr()
@@ -379,10 +358,7 @@ func TestMigrate(t *testing.T) {
 // TestMigrateStates: Migrate works only on a Connected client.
 func TestMigrateStates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := conntest.NewNetwork(conntest.Link{Delay: 5 * time.Millisecond})
-		srv, cli := newIDNode(t, n, "10.0.0.1"), newIDNode(t, n, "10.0.0.2")
-		trustEachOther(srv, cli)
-		srv.listen(conn.Settings{})
+		n, srv, cli := pinnedPair(t, conntest.Link{Delay: 5 * time.Millisecond}, conn.Settings{})
 		ctx := context.Background()
 
 		open, _ := conn.New(cli.reg, cli.cred)
