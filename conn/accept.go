@@ -5,7 +5,6 @@ package conn
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -90,33 +89,20 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 	}
 	l.tr = tr
 
-	base := cred.ServerTLSConfig(cfg.ALPN)
+	// Every handshake of the listener uses this one config, as raw quic-go
+	// does: the credential's VerifyConnection decides, and the connection
+	// learns the outcome afterwards, from the handshake's end: the verified
+	// certificate from its connection state (handshakeComplete), a
+	// rejection from its error (closeError). A config per handshake, with
+	// callbacks that reach its Connection, would cost three tls.Config
+	// copies per handshake, since quic-go copies what GetConfigForClient
+	// returns once more.
+	tlsConf := cred.ServerTLSConfig(cfg.ALPN)
 	if o.keyLog != nil {
-		base.KeyLogWriter = o.keyLog
+		tlsConf.KeyLogWriter = o.keyLog
 	}
 	// Without tickets, clients confirm the handshake by NEW_TOKEN.
-	base.SessionTicketsDisabled = cfg.Settings.DisableResumption
-	tlsConf := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		// Each handshake gets a copy of base whose verification callbacks
-		// report to its own Connection, found through the context that
-		// connContext gave the handshake: VerifyConnection has no context
-		// of its own, so the copy is the only way to reach the connection.
-		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
-			// quic-go starts every config it is handed with DecryptTicket,
-			// so that its copies share one set of session ticket keys; a
-			// copy of a base without keys would make (and throw away) keys
-			// of its own in every handshake. Tickets are sealed with the
-			// listener's keys (tlsConf's) whatever the copy holds. This
-			// makes base's keys, or renews them once they are old.
-			base.DecryptTicket(nil, tls.ConnectionState{})
-			conf := base.Clone()
-			if c, ok := chi.Context().Value(connKey{}).(*Connection); ok {
-				c.hookTLS(conf, c.quicCtx)
-			}
-			return conf, nil
-		},
-	}
+	tlsConf.SessionTicketsDisabled = cfg.Settings.DisableResumption
 	ln, err := tr.tr.ListenEarly(tlsConf, cfg.Settings.quicConfig(&o))
 	if err != nil {
 		l.release()
@@ -239,7 +225,6 @@ func (t *transport) connContext(ctx context.Context, _ *quic.ClientInfo) (contex
 	}
 	c := newConnection(l.reg, l.cred, l.opts)
 	c.isServer = true
-	c.quicCtx = ctx
 	c.created = time.Now()
 	c.cfg = l.cfg
 	if l.cfg.Settings.DatagramReceiveEnabled {
@@ -276,18 +261,32 @@ func (c *Connection) attach(qc *quic.Conn, tr *transport) error {
 // the handshake fails, matches errors.ErrBadCertificate when this side
 // rejected the client's certificate.
 func (c *Connection) Accept(ctx context.Context) error {
+	c.mu.Lock()
+	qc, connecting := c.qc, c.lt.state == Connecting
+	c.mu.Unlock()
+	if qc != nil && connecting {
+		// The end of the handshake is taken here when it comes first,
+		// rather than a wake-up later from awaitHandshake's goroutine,
+		// since a client sends its first request as soon as its own
+		// handshake is complete. awaitHandshake still keeps the budget.
+		select {
+		case <-qc.HandshakeComplete():
+			c.serverHandshakeComplete(qc)
+		case <-c.lt.ready.Done():
+		case <-ctx.Done():
+		}
+	}
 	return c.waitHandshake(ctx, "accept")
 }
 
 // awaitHandshake turns the end of a server connection's handshake into its
 // event: complete, out of budget, or failed (which closed sees).
 func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
-	defer close(c.handshakeWatchDone)
 	// A handshake that completed while the connection waited in the
 	// backlog wins over a budget that ran out meanwhile.
 	select {
 	case <-qc.HandshakeComplete():
-		c.handshakeComplete(qc)
+		c.serverHandshakeComplete(qc)
 		return
 	default:
 	}
@@ -295,9 +294,32 @@ func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
 	defer t.Stop()
 	select {
 	case <-qc.HandshakeComplete():
-		c.handshakeComplete(qc)
+		c.serverHandshakeComplete(qc)
 	case <-t.C:
 		c.abort(qerr.HandshakeTimeout, 0, &handshakeTimeoutError{addr: qc.RemoteAddr(), budget: c.cfg.Settings.handshakeTimeout(), answered: true})
 	case <-qc.Context().Done():
 	}
 }
+
+// serverHandshakeComplete is the Connected event of a server connection,
+// once the client's certificate is stored and watched. Accept and
+// awaitHandshake both call it; the first call does it.
+func (c *Connection) serverHandshakeComplete(qc *quic.Conn) {
+	c.mu.Lock()
+	seen := c.handshakeSeen
+	c.handshakeSeen = true
+	c.mu.Unlock()
+	if seen {
+		return
+	}
+	if testHookServerHandshake != nil {
+		testHookServerHandshake(c)
+	}
+	if c.serverVerified(qc) {
+		c.handshakeComplete(qc)
+	}
+}
+
+// testHookServerHandshake, when set by a test, runs when a server
+// connection's handshake has completed, before its peer is stored.
+var testHookServerHandshake func(*Connection)

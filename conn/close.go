@@ -92,13 +92,8 @@ func (c *Connection) requestCloseLocked(code uint64, msg string) {
 		return
 	}
 	c.closeStarted = true
-	done := make(chan struct{})
-	c.closeDone = done
 	qc := c.qc
-	go func() {
-		defer close(done)
-		qc.CloseWithError(quic.ApplicationErrorCode(code), msg)
-	}()
+	c.goroutines.Go(func() { qc.CloseWithError(quic.ApplicationErrorCode(code), msg) })
 }
 
 // abort closes the connection for a reason of this package's own, such as

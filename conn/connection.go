@@ -30,9 +30,6 @@ type Connection struct {
 	opts     options
 	isServer bool
 	created  time.Time
-	// quicCtx, on a server, is the context quic-go gave connContext: it
-	// ends with the quic.Conn, whether or not the pump ever ran.
-	quicCtx context.Context
 
 	streamsOpened   atomic.Uint64
 	streamsAccepted atomic.Uint64
@@ -55,21 +52,22 @@ type Connection struct {
 	dgramLocal  bool
 	dgramRemote bool
 	dgrams      *dgram.Queue
-	finalStats  quic.ConnectionStats
 	// oldTransports are the sockets a migrated client left, which quic-go
 	// keeps the connection registered on until it ends.
 	oldTransports              []*transport
 	pathsValidated, migrations uint64
 
-	// The pump's goroutines, each waited for at ShutdownComplete (close.go).
-	// closeStarted is set when a goroutine has been started to close qc,
-	// which closes closeDone when CloseWithError returns; closeSeen once
-	// closed has run, after which none is started.
+	// The pump's goroutines, each waited for at ShutdownComplete: in
+	// goroutines, a close request (close.go), a server's handshake watch
+	// (awaitHandshake) and a 0-RTT client's (awaitEarlyHandshake), each
+	// added under mu; dgramPumpDone is closed once the datagram queue's
+	// goroutines have exited. closeStarted is set when a close goroutine
+	// has been started, closeSeen once closed has run, after which none
+	// is started.
+	goroutines              sync.WaitGroup
 	closeStarted, closeSeen bool
-	closeDone               chan struct{}
-	dgramPumpDone           chan struct{} // drainDatagrams has exited
-	handshakeWatchDone      chan struct{} // awaitHandshake has exited; server side only
-	earlyDone               chan struct{} // awaitEarlyHandshake has exited; 0-RTT clients only
+	handshakeSeen           bool // a server's serverHandshakeComplete has begun
+	dgramPumpDone           chan struct{}
 }
 
 func newConnection(reg *Registration, cred *certverify.Credential, o options) *Connection {

@@ -130,26 +130,28 @@ func (c *Connection) start(ctx context.Context, cfg *Configuration, host string,
 	c.mu.Unlock()
 
 	tlsConf := c.cred.ClientTLSConfig(host, cfg.ALPN)
-	c.hookTLS(tlsConf, nil)
+	c.hookTLS(tlsConf)
 	confirmed := new(gate.Event)
-	sc := &sessionCache{key: sessionKey(addr.String(), c.cred.Identity()), confirmed: confirmed}
+	sc := &sessionCache{confirmed: confirmed}
 	if !cfg.Settings.DisableResumption {
-		sc.store = c.reg.sessions
+		sc.store, sc.key = c.reg.sessions, sessionKey(addr.String(), c.cred.Identity())
 	}
 	tlsConf.ClientSessionCache = sc
 	qconf := cfg.Settings.quicConfig(&c.opts)
 	qconf.TokenStore = confirmingTokens{confirmed}
+	// The budget cancels dialCtx rather than a context of its own: quic-go
+	// keeps the dial's context for the connection's, with all it holds.
 	budget := cfg.Settings.handshakeTimeout()
-	hctx, hcancel := context.WithTimeoutCause(dialCtx, budget, &handshakeTimeoutError{addr: addr, budget: budget})
+	timer := time.AfterFunc(budget, func() { cancel(&handshakeTimeoutError{addr: addr, budget: budget}) })
 	var qc *quic.Conn
 	if early && cfg.Settings.Allow0RTT {
-		qc, err = tr.tr.DialEarly(hctx, addr, tlsConf, qconf)
+		qc, err = tr.tr.DialEarly(dialCtx, addr, tlsConf, qconf)
 	} else {
-		qc, err = tr.tr.Dial(hctx, addr, tlsConf, qconf)
+		qc, err = tr.tr.Dial(dialCtx, addr, tlsConf, qconf)
 	}
-	hcancel()
+	timer.Stop()
 	if err != nil {
-		cause := context.Cause(hctx)
+		cause := context.Cause(dialCtx)
 		var hte *handshakeTimeoutError
 		switch {
 		case ctx.Err() != nil:
@@ -179,13 +181,12 @@ func (c *Connection) start(ctx context.Context, cfg *Configuration, host string,
 		cs := qc.ConnectionState()
 		c.dgramLocal = cs.SupportsDatagrams.Local
 		c.dgramRemote = cs.SupportsDatagrams.Remote
-		c.earlyDone = make(chan struct{})
 		c.setEarly(qc)
+		c.goroutines.Go(func() { c.awaitEarlyHandshake(qc, confirmed) })
 	}
 	c.mu.Unlock()
 	c.run(qc, time.Time{})
 	if inEarly {
-		go c.awaitEarlyHandshake(qc, confirmed)
 		return nil
 	}
 	if err := c.awaitConfirmation(ctx, qc, confirmed); err != nil {
@@ -202,7 +203,6 @@ func (c *Connection) start(ctx context.Context, cfg *Configuration, host string,
 // NextConnection switches the connection to fresh stream maps, which it
 // does here, so that the same Connection goes on.
 func (c *Connection) awaitEarlyHandshake(qc *quic.Conn, confirmed *gate.Event) {
-	defer close(c.earlyDone)
 	select {
 	case <-qc.HandshakeComplete():
 	case <-qc.Context().Done():

@@ -4,6 +4,7 @@ package conn_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -465,4 +466,154 @@ func BenchmarkHotpathHandshake(b *testing.B) {
 		}
 		cpu.stop(0)
 	})
+}
+
+// BenchmarkHotpathResumedHandshake makes one resumed handshake per
+// operation, as examples/perf's "handshakes resumed" row does: a new client
+// socket, a session ticket from the handshake before, one request so that
+// the next ticket arrives, and close; quicconn with its Registration's
+// tickets, raw quic-go with a tls.ClientSessionCache.
+func BenchmarkHotpathResumedHandshake(b *testing.B) {
+	e := newPerfEnv(b)
+	resumed := perfSettings
+	resumed.SkipHandshakeConfirmation = true
+	cfg, err := conn.NewConfiguration([]string{alpn}, resumed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	request := func(st io.ReadWriteCloser) error {
+		if _, err := st.Write([]byte{1}); err != nil {
+			return err
+		}
+		if err := st.Close(); err != nil {
+			return err
+		}
+		_, err := io.ReadAll(st)
+		return err
+	}
+	respond := func(st io.ReadWriteCloser) {
+		defer st.Close()
+		io.ReadAll(st)
+		st.Write([]byte{2})
+	}
+	measure := func(b *testing.B, one func() (bool, error)) {
+		for range 8 {
+			if _, err := one(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU(b)
+		n, resumed := 0, 0
+		for b.Loop() {
+			r, err := one()
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+			if r {
+				resumed++
+			}
+		}
+		cpu.stop(0)
+		if resumed != n {
+			b.Fatalf("%d of %d handshakes resumed", resumed, n)
+		}
+	}
+	b.Run("impl=quicconn", func(b *testing.B) {
+		ctx := b.Context()
+		defer serveEach(e.ln.Accept, func(ctx context.Context, s *conn.Connection) {
+			if s.Accept(ctx) != nil {
+				return
+			}
+			go discardDatagrams(s.ReceiveDatagram)
+			if st, err := s.AcceptInboundStream(ctx); err == nil {
+				respond(st)
+			}
+			select {
+			case <-s.WatchShutdown():
+			case <-ctx.Done():
+			}
+		})()
+		measure(b, func() (bool, error) {
+			c, err := conn.New(e.reg, e.clientCred)
+			if err != nil {
+				return false, err
+			}
+			defer c.ShutdownAndWait(ctx, 0)
+			if err := c.Start(ctx, cfg, e.host, e.port); err != nil {
+				return false, err
+			}
+			st, err := c.OpenOutboundStream(ctx, stream.Bidirectional, false)
+			if err != nil {
+				return false, err
+			}
+			return c.Resumed(), request(st)
+		})
+	})
+	b.Run("impl=quic-go", func(b *testing.B) {
+		ctx := b.Context()
+		defer serveEach(e.rawLn.Accept, func(ctx context.Context, s *quic.Conn) {
+			go discardDatagrams(s.ReceiveDatagram)
+			if st, err := s.AcceptStream(ctx); err == nil {
+				respond(st)
+			}
+			select {
+			case <-s.Context().Done():
+			case <-ctx.Done():
+				s.CloseWithError(0, "")
+			}
+		})()
+		sessions := tls.NewLRUClientSessionCache(64)
+		measure(b, func() (bool, error) {
+			udp, err := net.ListenUDP("udp", &net.UDPAddr{})
+			if err != nil {
+				return false, err
+			}
+			tr := &quic.Transport{Conn: udp}
+			defer udp.Close()
+			defer tr.Close()
+			tlsConf := e.clientCred.ClientTLSConfig("127.0.0.1", []string{alpn})
+			tlsConf.ClientSessionCache = sessions
+			qc, err := tr.Dial(ctx, e.rawLn.Addr(), tlsConf, perfQUICConfig())
+			if err != nil {
+				return false, err
+			}
+			defer qc.CloseWithError(0, "")
+			st, err := qc.OpenStreamSync(ctx)
+			if err != nil {
+				return false, err
+			}
+			return qc.ConnectionState().TLS.DidResume, request(st)
+		})
+	})
+}
+
+// discardDatagrams receives datagrams until receive fails, as a server
+// that counts them does.
+func discardDatagrams(receive func(context.Context) ([]byte, error)) {
+	for {
+		if _, err := receive(context.Background()); err != nil {
+			return
+		}
+	}
+}
+
+// serveEach accepts connections with accept until it fails, and serves
+// each with serve in a goroutine of its own. The returned function ends
+// the context that both get and waits for every goroutine.
+func serveEach[C any](accept func(context.Context) (C, error), serve func(context.Context, C)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := accept(ctx)
+			if err != nil {
+				return
+			}
+			wg.Go(func() { serve(ctx, c) })
+		}
+	})
+	return func() { cancel(); wg.Wait() }
 }

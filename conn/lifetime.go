@@ -199,6 +199,14 @@ func (c *Connection) closeError(cause error) *qerr.ConnectionError {
 			e.Err = errors.Join(ce, e.Err)
 		}
 	}
+	if lt.certErr == nil && c.isServer && !e.Remote {
+		// A server's handshakes report a rejected client certificate only
+		// in their error (accept.go): the credential's verdict is in it.
+		if ce, ok := errors.AsType[*qerr.CertificateError](cause); ok {
+			c.peerRejected(ce)
+			c.opts.logger.Warn("quicconn: peer certificate rejected", "registration", c.reg.name, "server", true, "err", ce)
+		}
+	}
 	if lt.certErr != nil {
 		e.Message = lt.certErr.Error()
 		e.Err = errors.Join(lt.certErr, e.Err)

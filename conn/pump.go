@@ -10,9 +10,9 @@ package conn
 // its own; and, when datagrams are enabled, the bounded queue drains
 // received datagrams in a goroutine of its own, so that drops are counted,
 // while the application is not in ReceiveDatagram to receive them itself
-// (dgram.Queue.ReceiveFrom). Certificates arrive through the TLS callbacks
-// (tls.go) and peer-opened streams stay in quic-go's own accept queues until
-// asked for. Every one of these goroutines has exited when the connection
+// (dgram.Queue.ReceiveFrom). A client's certificates arrive through the TLS
+// callbacks, a server's with the end of its handshake (tls.go), and
+// peer-opened streams stay in quic-go's own accept queues until asked for. Every one of these goroutines has exited when the connection
 // reaches ShutdownComplete.
 
 import (
@@ -33,12 +33,9 @@ func (c *Connection) run(qc *quic.Conn, deadline time.Time) {
 		q.ReceiveFrom(qc, c.dgramPumpDone)
 	}
 	if !deadline.IsZero() {
-		c.handshakeWatchDone = make(chan struct{})
+		c.goroutines.Go(func() { c.awaitHandshake(qc, deadline) })
 	}
 	c.mu.Unlock()
-	if !deadline.IsZero() {
-		go c.awaitHandshake(qc, deadline)
-	}
 	context.AfterFunc(qc.Context(), func() { c.closed(qc) })
 }
 
@@ -71,21 +68,13 @@ func (c *Connection) closed(qc *quic.Conn) {
 	c.mu.Lock()
 	c.closedBy(context.Cause(qc.Context()))
 	c.closeSeen = true // no close goroutine starts after this
-	drained, closing, hs, early := c.dgramPumpDone, c.closeDone, c.handshakeWatchDone, c.earlyDone
-	if !c.closeStarted {
-		closing = nil
-	}
+	drained := c.dgramPumpDone
 	c.mu.Unlock()
 	// Every goroutine of the connection has exited at ShutdownComplete.
-	for _, done := range []chan struct{}{drained, closing, hs, early} {
-		if done != nil {
-			<-done
-		}
+	c.goroutines.Wait()
+	if drained != nil {
+		<-drained
 	}
-	stats := qc.ConnectionStats()
-	c.mu.Lock()
-	c.finalStats = stats
-	c.mu.Unlock()
 	c.finish()
 }
 

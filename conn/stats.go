@@ -1,6 +1,10 @@
 package conn
 
-import "time"
+import (
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
 
 // Stats is a snapshot of a connection's counters. Transport figures come from
 // quic-go; stream and datagram figures are counted by this package.
@@ -31,11 +35,12 @@ type Stats struct {
 // the final figures.
 func (c *Connection) Stats() Stats {
 	c.mu.Lock()
-	qc, final, q := c.qc, c.finalStats, c.dgrams
+	qc, q := c.qc, c.dgrams
 	paths, migrations := c.pathsValidated, c.migrations
-	done := c.lt.state == ShutdownComplete
 	c.mu.Unlock()
-	if qc != nil && !done {
+	// A closed quic.Conn keeps its final figures.
+	var final quic.ConnectionStats
+	if qc != nil {
 		final = qc.ConnectionStats()
 	}
 	s := Stats{

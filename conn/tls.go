@@ -4,11 +4,11 @@ package conn
 // certificates, and the watch that keeps the peer's trust live.
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quicconn/quicconn/certverify"
 	qerr "github.com/quicconn/quicconn/errors"
 )
@@ -21,16 +21,13 @@ import (
 // have failed with.
 const CodeTrustRevoked = 0x12a
 
-// hookTLS makes conf report the handshake's certificates to c: the peer's,
-// accepted, is stored, wakes ReceiveRemoteCertificate and is watched for
-// revocation; rejected, the reason is kept for the connection's error. The
-// credential's VerifyConnection, where certverify enforces its policy, still
-// decides. A server passes the context that quic-go made for the
-// connection, which ends with it (not the handshake's, which ends with the
-// handshake), so that a connection that never reaches the pump (refused,
-// or failed in quic-go's queue) still ends its revocation watch; a client's
-// ends in finish.
-func (c *Connection) hookTLS(conf *tls.Config, connCtx context.Context) {
+// hookTLS makes a client's conf report the handshake's certificates to c:
+// the peer's, accepted, is stored, wakes ReceiveRemoteCertificate and is
+// watched for revocation; rejected, the reason is kept for the connection's
+// error. The credential's VerifyConnection, where certverify enforces its
+// policy, still decides. A server's handshakes share the listener's config
+// and report after the handshake instead (serverVerified, closeError).
+func (c *Connection) hookTLS(conf *tls.Config) {
 	vc := conf.VerifyConnection
 	conf.VerifyConnection = func(cs tls.ConnectionState) error {
 		if vc != nil {
@@ -40,12 +37,9 @@ func (c *Connection) hookTLS(conf *tls.Config, connCtx context.Context) {
 			}
 		}
 		if len(cs.PeerCertificates) > 0 {
-			if err := c.watchTrust(connCtx, cs.PeerCertificates[0]); err != nil {
+			if err := c.watchTrust(cs.PeerCertificates[0]); err != nil {
 				c.setCertErr(err)
 				return err
-			}
-			if testHookCertVerified != nil {
-				testHookCertVerified(c)
 			}
 		}
 		return nil
@@ -69,20 +63,37 @@ func (c *Connection) hookTLS(conf *tls.Config, connCtx context.Context) {
 // watches it: every trust change that removes trust re-checks it, and
 // closes the connection once it no longer passes. The check is made once
 // more after the watch began, so that a change that raced with the
-// handshake's verification is not missed; it then fails the handshake.
-func (c *Connection) watchTrust(connCtx context.Context, leaf *x509.Certificate) error {
+// handshake's verification is not missed: watchTrust then returns its
+// error. finish ends the watch.
+func (c *Connection) watchTrust(leaf *x509.Certificate) error {
 	stop := c.cred.OnTrustRemoved(func() { c.recheckTrust(leaf) })
 	if err := c.cred.VerifyTrust(leaf); err != nil {
 		stop()
 		return err
 	}
-	if connCtx != nil {
-		context.AfterFunc(connCtx, func() { stop() })
-	}
 	c.mu.Lock()
 	c.peerVerified(leaf, stop)
 	c.mu.Unlock()
+	if testHookCertVerified != nil {
+		testHookCertVerified(c)
+	}
 	return nil
+}
+
+// serverVerified is, on a server whose handshake has just completed, what
+// hookTLS's callback is on a client: the client's certificate, which the
+// credential verified in the handshake, is stored and watched. It reports
+// false, having closed the connection, when the trust was removed since.
+func (c *Connection) serverVerified(qc *quic.Conn) bool {
+	certs := qc.ConnectionState().TLS.PeerCertificates
+	if len(certs) == 0 {
+		return true
+	}
+	if err := c.watchTrust(certs[0]); err != nil {
+		c.abort(qerr.TrustRevoked, CodeTrustRevoked, &revokedError{hash: certverify.HashOf(certs[0].Raw), err: err})
+		return false
+	}
+	return true
 }
 
 // recheckTrust closes the connection if the credential no longer trusts
@@ -110,7 +121,8 @@ func (e *revokedError) Error() string {
 func (e *revokedError) Unwrap() error { return e.err }
 
 // testHookCertVerified, when set by a test, runs after a peer certificate
-// was verified and stored, still inside the TLS handshake.
+// was verified and stored, before the connection is Connected: inside the
+// TLS handshake on a client, just after it on a server.
 var testHookCertVerified func(*Connection)
 
 func (c *Connection) setCertErr(err error) {

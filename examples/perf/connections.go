@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"runtime"
 	"slices"
@@ -66,7 +67,13 @@ var connectionsMetrics = []metricSpec{
 	{"half-open", false, zeroContract, true},
 	{"goroutines left", false, zeroContract, true},
 	{"fds left", false, zeroContract, true},
+	{connsCPUKey, false, contract{}, false},
+	{"close CPU µs/conn", false, contract{}, false},
 }
+
+// connsCPUKey is the connections workload's CPU time per handshake, both
+// sides, over the set-up and the storm.
+const connsCPUKey = "CPU µs/handshake"
 
 // A fleet is one transport's server and clients for the connections
 // workload.
@@ -138,12 +145,14 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 	// connections': the baseline is taken with them open.
 	heapA, stackA, gA := heapAndGoroutines()
 
-	setupStart := time.Now()
-	refused, sv, err := dialIdle(ctx, f, p.conns)
+	// CPU time is counted over the handshakes only (the set-up and the
+	// storm), not over the census, the heap measurements or the close.
+	cpuSetup := cpuTime()
+	refused, setup, sv, err := dialIdle(ctx, f, p.conns)
 	if err != nil {
 		return nil, err
 	}
-	setup := time.Since(setupStart)
+	cpuHandshakes := cpuTime() - cpuSetup
 	// heapAndGoroutines waits for the server's handshake watchers, which
 	// exit just after the handshake.
 	heapB, stackB, gB := heapAndGoroutines()
@@ -154,16 +163,20 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 		}
 	}
 
+	cpuStorm := cpuTime()
 	st, err := storm(ctx, f, p.conns, p.storm, idle)
 	if err != nil {
 		return nil, err
 	}
+	cpuHandshakes += cpuTime() - cpuStorm
 	end := f.census()
 
 	closed = true
+	cpuClose := cpuTime()
 	if err := f.close(); err != nil {
 		return nil, fmt.Errorf("close: %w", err)
 	}
+	cpuClose = cpuTime() - cpuClose
 	awaitGoroutines(g0, 10*time.Second)
 	_, _, g1 := heapAndGoroutines()
 	fd1 := openFiles()
@@ -185,7 +198,8 @@ func connections(ctx context.Context, name string, cr *creds, p connsParams) (fi
 		"half-open":            float64(sv.halfOpen + st.served.halfOpen),
 		"lost":                 float64(end.lostClients + end.lostServers),
 		"goroutines left":      float64(g1 - g0),
-		opsKey:                 float64(p.conns + p.storm),
+		connsCPUKey:            float64(cpuHandshakes.Microseconds()) / float64(p.conns+p.storm),
+		"close CPU µs/conn":    float64(cpuClose.Microseconds()) / float64(p.conns+p.storm),
 	}
 	if fd0 >= 0 && fd1 >= 0 {
 		fig["fds left"] = float64(fd1 - fd0)
@@ -216,15 +230,18 @@ func preallocGoroutines(n int) {
 
 // dialIdle makes n connections, connsDialers at a time, and waits until the
 // server has completed all of them too. It returns how many handshakes the
-// server refused before the client's completed, and what awaitServed saw;
-// any other failure fails it.
-func dialIdle(ctx context.Context, f fleet, n int) (refused int, sv served, err error) {
+// server refused before the client's completed, how long the clients took,
+// and what awaitServed saw; any other failure fails it. The time is the
+// clients' alone: a server handshake that never completes (see
+// awaitServed) keeps awaitServed waiting for a minute, on either stack.
+func dialIdle(ctx context.Context, f fleet, n int) (refused int, took time.Duration, sv served, err error) {
 	var (
 		next   atomic.Int64
 		nref   atomic.Int64
 		errs   = make([]error, connsDialers)
 		wg     sync.WaitGroup
 		before = f.census()
+		start  = time.Now()
 	)
 	for w := range errs {
 		wg.Go(func() {
@@ -245,11 +262,12 @@ func dialIdle(ctx context.Context, f fleet, n int) (refused int, sv served, err 
 		})
 	}
 	wg.Wait()
+	took = time.Since(start)
 	if err := errors.Join(errs...); err != nil {
-		return 0, served{}, err
+		return 0, 0, served{}, err
 	}
 	sv, err = awaitServed(ctx, f, n-int(nref.Load()), before)
-	return int(nref.Load()), sv, err
+	return int(nref.Load()), took, sv, err
 }
 
 // stallWait is how long awaitServed waits for the next report before it
@@ -603,6 +621,8 @@ func (f *connFleet) accept() {
 				f.mu.Lock()
 				f.servers = append(f.servers, c)
 				f.mu.Unlock()
+			} else if trace {
+				log.Printf("perf: connections: server handshake: %v", err)
 			}
 			f.report(err)
 		})

@@ -212,7 +212,6 @@ func steps(p params) []step {
 				return connections(ctx, s.b.Name(), s.cr, connsParams{conns: p.conns, storm: p.storm, sockets: p.connsSockets})
 			},
 			metrics:  connectionsMetrics,
-			cpu:      "CPU µs/handshake",
 			quicOnly: true,
 			local:    true,
 			rounds:   p.connsRounds,
