@@ -72,10 +72,15 @@ func (r *ReadStream) ID() int64 { return r.id }
 func (r *ReadStream) Read(p []byte) (int, error) {
 	n, err := r.read(p)
 	if err != nil && err != io.EOF {
-		err = qerr.Op("read", r.mapErr(err))
+		err = r.readError(err)
 	}
 	return n, err
 }
+
+// readError is Read's error for quic-go's err.
+//
+//go:noinline
+func (r *ReadStream) readError(err error) error { return qerr.Op("read", r.mapErr(err)) }
 
 // read is Read with quic-go's own error.
 func (r *ReadStream) read(p []byte) (int, error) {

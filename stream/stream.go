@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -80,13 +81,31 @@ func (s *Stream) ID() int64 { return s.w.id }
 func (s *Stream) Type() Type { return typeOf(s.w.id) }
 
 // Read reads into p; see [ReadStream.Read].
-func (s *Stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+//
+// Read and Write repeat their halves' few lines rather than call them: a
+// goroutine per stream, the usual handler, starts with a small stack, and
+// the frame more on the way to quic-go made that stack grow, a copy per
+// goroutine that cost more than all the rest of the wrapper.
+func (s *Stream) Read(p []byte) (int, error) {
+	n, err := s.r.read(p)
+	if err != nil && err != io.EOF {
+		err = s.r.readError(err)
+	}
+	return n, err
+}
 
 // ReadChunk returns the next received bytes; see [ReadStream.ReadChunk].
 func (s *Stream) ReadChunk(ctx context.Context) ([]byte, error) { return s.r.ReadChunk(ctx) }
 
-// Write writes p; see [WriteStream.Write].
-func (s *Stream) Write(p []byte) (int, error) { return s.w.Write(p) }
+// Write writes p; see [WriteStream.Write] and, for why it does not call
+// it, Read.
+func (s *Stream) Write(p []byte) (int, error) {
+	n, err := s.w.write(p)
+	if err != nil {
+		err = s.w.writeError(err)
+	}
+	return n, err
+}
 
 // WriteChunks writes chunks in order and, if fin, closes the write side; see
 // [WriteStream.WriteChunks].

@@ -54,10 +54,15 @@ func (w *WriteStream) ID() int64 { return w.id }
 func (w *WriteStream) Write(p []byte) (int, error) {
 	n, err := w.write(p)
 	if err != nil {
-		err = qerr.Op("write", w.mapErr(err))
+		err = w.writeError(err)
 	}
 	return n, err
 }
+
+// writeError is Write's error for quic-go's err.
+//
+//go:noinline
+func (w *WriteStream) writeError(err error) error { return qerr.Op("write", w.mapErr(err)) }
 
 // write is Write with quic-go's own error.
 func (w *WriteStream) write(p []byte) (int, error) {
