@@ -82,10 +82,10 @@ func (s *Stream) Type() Type { return typeOf(s.w.id) }
 
 // Read reads into p; see [ReadStream.Read].
 //
-// Read and Write repeat their halves' few lines rather than call them: a
-// goroutine per stream, the usual handler, starts with a small stack, and
-// the frame more on the way to quic-go made that stack grow, a copy per
-// goroutine that cost more than all the rest of the wrapper.
+// Read, Write and Close repeat their halves' few lines rather than call
+// them: a goroutine per stream, the usual handler, starts with a small
+// stack, and a frame more on the way to quic-go made that stack grow, a
+// copy per goroutine that cost more than all the rest of the wrapper.
 func (s *Stream) Read(p []byte) (int, error) {
 	n, err := s.r.read(p)
 	if err != nil && err != io.EOF {
@@ -115,7 +115,12 @@ func (s *Stream) WriteChunks(chunks [][]byte, fin bool) (int, error) {
 
 // Close finishes the write side (sends FIN); the read side stays open. See
 // [WriteStream.Close].
-func (s *Stream) Close() error { return s.w.Close() }
+func (s *Stream) Close() error {
+	if s.w.ws == nil {
+		return s.w.closed(errNoWriteSide)
+	}
+	return s.w.closed(s.w.ws.Close())
+}
 
 // CancelWrite aborts the write side with RESET_STREAM; see
 // [WriteStream.CancelWrite].

@@ -117,9 +117,19 @@ func (w *WriteStream) WriteChunks(chunks [][]byte, fin bool) (int, error) {
 // gone before Close.
 func (w *WriteStream) Close() error {
 	if w.ws == nil {
+		return w.closed(errNoWriteSide)
+	}
+	return w.closed(w.ws.Close())
+}
+
+// closed is Close's result for quic-go's err, out of line for the reason
+// given in Stream.Read.
+//
+//go:noinline
+func (w *WriteStream) closed(err error) error {
+	if err == errNoWriteSide {
 		return qerr.Op("close", qerr.ErrClosed)
 	}
-	err := w.ws.Close()
 	// quic-go's Close returns nil on a closed connection, and an unwrapped
 	// fmt error after a cancellation; the send context's cause says which.
 	cause := context.Cause(w.ws.Context())
