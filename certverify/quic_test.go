@@ -3,6 +3,7 @@ package certverify
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -46,7 +47,11 @@ func TestQUICRejection(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
-			ln, err := quic.ListenAddrEarly("127.0.0.1:0", server.ServerTLSConfig([]string{"test"}), nil)
+			// Transports of the test's own, closed at its end: those that
+			// ListenAddr and DialAddr make close only once their last
+			// connection has drained, which can outlast goleak's wait.
+			srvTr, cliTr := udpTransport(t), udpTransport(t)
+			ln, err := srvTr.ListenEarly(server.ServerTLSConfig([]string{"test"}), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +73,7 @@ func TestQUICRejection(t *testing.T) {
 				}
 				accepted <- result{c, err}
 			}()
-			cc, clientErr := quic.DialAddr(ctx, ln.Addr().String(), tt.client.ClientTLSConfig("", []string{"test"}), nil)
+			cc, clientErr := cliTr.Dial(ctx, ln.Addr(), tt.client.ClientTLSConfig("", []string{"test"}), nil)
 			if clientErr == nil {
 				defer cc.CloseWithError(0, "")
 			}
@@ -109,4 +114,20 @@ func TestQUICRejection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// udpTransport returns a quic.Transport on a loopback socket, both closed
+// when the test ends.
+func udpTransport(t *testing.T) *quic.Transport {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	t.Cleanup(func() {
+		tr.Close()
+		udp.Close()
+	})
+	return tr
 }
