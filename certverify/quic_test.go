@@ -50,7 +50,7 @@ func TestQUICRejection(t *testing.T) {
 			// Transports of the test's own, closed at its end: those that
 			// ListenAddr and DialAddr make close only once their last
 			// connection has drained, which can outlast goleak's wait.
-			srvTr, cliTr := udpTransport(t), udpTransport(t)
+			srvTr, cliTr := newTransport(t), newTransport(t)
 			ln, err := srvTr.ListenEarly(server.ServerTLSConfig([]string{"test"}), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -116,9 +116,9 @@ func TestQUICRejection(t *testing.T) {
 	}
 }
 
-// udpTransport returns a quic.Transport on a loopback socket, both closed
+// newTransport returns a quic.Transport on a loopback socket, both closed
 // when the test ends.
-func udpTransport(t *testing.T) *quic.Transport {
+func newTransport(t *testing.T) *quic.Transport {
 	t.Helper()
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
