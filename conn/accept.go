@@ -92,7 +92,7 @@ func Listen(reg *Registration, addr string, cfg *Configuration, cred *certverify
 	// Every handshake of the listener uses this one config, as raw quic-go
 	// does: the credential's VerifyConnection decides, and the connection
 	// learns the outcome afterwards, from the handshake's end: the verified
-	// certificate from its connection state (handshakeComplete), a
+	// certificate from its connection state (serverVerified), a
 	// rejection from its error (closeError). A config per handshake, with
 	// callbacks that reach its Connection, would cost three tls.Config
 	// copies per handshake, since quic-go copies what GetConfigForClient

@@ -12,7 +12,8 @@ package conn
 // while the application is not in ReceiveDatagram to receive them itself
 // (dgram.Queue.ReceiveFrom). A client's certificates arrive through the TLS
 // callbacks, a server's with the end of its handshake (tls.go), and
-// peer-opened streams stay in quic-go's own accept queues until asked for. Every one of these goroutines has exited when the connection
+// peer-opened streams stay in quic-go's own accept queues until asked for.
+// Every one of these goroutines has exited when the connection
 // reaches ShutdownComplete.
 
 import (
