@@ -370,10 +370,14 @@ func (q *Queue) drain(ctx context.Context) {
 	}
 }
 
-// ReceiveFrom makes src the queue's source (see Queue) and starts draining
-// it until a Get receives from it. done, if not nil, is closed once the
-// queue is closed and its goroutines have exited; Close stops them. Only the
-// first source is used, and on a closed queue ReceiveFrom starts nothing.
+// ReceiveFrom makes src the queue's source (see Queue). Gets receive from
+// it from now on; the queue's drainer starts only once none has received
+// for takeoverDelay, as after any Get, so that a connection whose
+// application reads at once, or that closes within that delay, never pays
+// for the drainer's goroutine. done, if not nil, is closed once the queue is
+// closed and its goroutines and timer have finished; Close stops them. Only
+// the first source is used, and on a closed queue ReceiveFrom starts
+// nothing.
 func (q *Queue) ReceiveFrom(src Source, done chan<- struct{}) {
 	q.gate.Lock()
 	defer q.unlock()
@@ -382,7 +386,7 @@ func (q *Queue) ReceiveFrom(src Source, done chan<- struct{}) {
 	}
 	if q.src == nil && q.err == nil {
 		q.src = src
-		go q.drain(q.startDrainer())
+		q.idle()
 	}
 	q.finished()
 }

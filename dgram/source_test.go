@@ -100,7 +100,7 @@ func receiving(q *Queue) (gets int, drainer bool) {
 
 // TestSourceKeepingUp: while the application waits in Get, each datagram
 // goes from the source to the Get itself; the queue's drainer, which
-// started with ReceiveFrom, stops at the first Get and receives nothing.
+// ReceiveFrom puts off by takeoverDelay, never starts.
 func TestSourceKeepingUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource(128)
@@ -108,8 +108,8 @@ func TestSourceKeepingUp(t *testing.T) {
 		done := make(chan struct{})
 		q.ReceiveFrom(src, done)
 		synctest.Wait()
-		if gets, drainer := receiving(q); gets != 0 || !drainer {
-			t.Fatalf("after ReceiveFrom: %d Gets receiving, drainer %v; want 0, true", gets, drainer)
+		if gets, drainer := receiving(q); gets != 0 || drainer || !q.armed.Load() {
+			t.Fatalf("after ReceiveFrom: %d Gets receiving, drainer %v, takeover armed %v; want 0, false, true", gets, drainer, q.armed.Load())
 		}
 		const n = 100
 		got := make(chan string)
@@ -138,6 +138,39 @@ func TestSourceKeepingUp(t *testing.T) {
 		}
 		if diff := cmp.Diff(Stats{Received: n}, q.Stats()); diff != "" {
 			t.Errorf("Stats() mismatch (-want +got):\n%s", diff)
+		}
+		q.Close(nil)
+		<-done
+	})
+}
+
+// TestSourceNeverRead: when no Get comes, the drainer starts takeoverDelay
+// after ReceiveFrom and moves what the source holds into the queue, where
+// the first Get finds it, oldest first.
+func TestSourceNeverRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource(8)
+		q := NewQueue(4)
+		done := make(chan struct{})
+		q.ReceiveFrom(src, done)
+		for _, d := range []string{"a", "b", "c"} {
+			src.send([]byte(d))
+		}
+		time.Sleep(takeoverDelay - time.Nanosecond)
+		synctest.Wait()
+		if _, drainer := receiving(q); drainer || src.drained.Load() != 0 {
+			t.Fatalf("before takeoverDelay: drainer %v, %d drained; want false, 0", drainer, src.drained.Load())
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if _, drainer := receiving(q); !drainer {
+			t.Fatal("after takeoverDelay: no drainer, want one")
+		}
+		if diff := cmp.Diff(Stats{Received: 3, Queued: 3}, q.Stats()); diff != "" {
+			t.Errorf("Stats() mismatch (-want +got):\n%s", diff)
+		}
+		for _, d := range []string{"a", "b", "c"} {
+			get(t, q, appCtx, d)
 		}
 		q.Close(nil)
 		<-done
@@ -220,7 +253,9 @@ func TestSourceGetGivesUp(t *testing.T) {
 				q := NewQueue(64)
 				done := make(chan struct{})
 				q.ReceiveFrom(src, done)
-				if !drainerFirst {
+				if drainerFirst {
+					time.Sleep(2 * takeoverDelay)
+				} else {
 					go src.send([]byte("first"))
 					get(t, q, appCtx, "first")
 				}
@@ -267,6 +302,7 @@ func TestSourceEndedContext(t *testing.T) {
 		done := make(chan struct{})
 		q.ReceiveFrom(src, done)
 		src.send([]byte("a"))
+		time.Sleep(2 * takeoverDelay)
 		synctest.Wait() // the drainer has queued it
 		if b, err := q.Get(ended); string(b) != "a" || err != nil {
 			t.Fatalf("Get(ended) = %q, %v; want a, nil", b, err)
@@ -352,7 +388,8 @@ func TestSourceClose(t *testing.T) {
 			done := make(chan struct{})
 			q.ReceiveFrom(src, done)
 			src.send([]byte("queued"))
-			synctest.Wait()
+			time.Sleep(2 * takeoverDelay)
+			synctest.Wait() // the drainer has queued it
 			q.Close(closeErr)
 			<-done
 			if diff := cmp.Diff(Stats{Received: 1, Discarded: 1}, q.Stats()); diff != "" {
