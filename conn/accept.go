@@ -263,17 +263,28 @@ func (c *Connection) attach(qc *quic.Conn, tr *transport) error {
 func (c *Connection) Accept(ctx context.Context) error {
 	c.mu.Lock()
 	qc, connecting := c.qc, c.lt.state == Connecting
+	if qc != nil && connecting {
+		c.accepting++
+	}
 	c.mu.Unlock()
 	if qc != nil && connecting {
-		// The end of the handshake is taken here when it comes first,
-		// rather than a wake-up later from awaitHandshake's goroutine,
-		// since a client sends its first request as soon as its own
-		// handshake is complete. awaitHandshake still keeps the budget.
+		// The end of the handshake is taken here, where the application
+		// waits for it, rather than in awaitHandshake's goroutine, which
+		// leaves it to a waiting Accept and keeps the budget: the
+		// application goes on without a hand-off, and a client sends its
+		// first request as soon as its own handshake is complete.
 		select {
 		case <-qc.HandshakeComplete():
-			c.serverHandshakeComplete(qc)
 		case <-c.lt.ready.Done():
 		case <-ctx.Done():
+		}
+		c.mu.Lock()
+		c.accepting--
+		c.mu.Unlock()
+		// After the count went down: awaitHandshake may have left the
+		// end to this Accept even if ctx ended first.
+		if isClosed(qc.HandshakeComplete()) {
+			c.serverHandshakeComplete(qc)
 		}
 	}
 	return c.waitHandshake(ctx, "accept")
@@ -286,7 +297,7 @@ func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
 	// backlog wins over a budget that ran out meanwhile.
 	select {
 	case <-qc.HandshakeComplete():
-		c.serverHandshakeComplete(qc)
+		c.handshakeEnded(qc)
 		return
 	default:
 	}
@@ -294,16 +305,30 @@ func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
 	defer t.Stop()
 	select {
 	case <-qc.HandshakeComplete():
-		c.serverHandshakeComplete(qc)
+		c.handshakeEnded(qc)
 	case <-t.C:
 		c.abort(qerr.HandshakeTimeout, 0, &handshakeTimeoutError{addr: qc.RemoteAddr(), budget: c.cfg.Settings.handshakeTimeout(), answered: true})
 	case <-qc.Context().Done():
 	}
 }
 
+// handshakeEnded is awaitHandshake's part in the end of the handshake: it
+// leaves it to an Accept that waits for it, which sees the end as soon.
+func (c *Connection) handshakeEnded(qc *quic.Conn) {
+	c.mu.Lock()
+	accepting := c.accepting > 0
+	c.mu.Unlock()
+	if !accepting {
+		c.serverHandshakeComplete(qc)
+	}
+}
+
 // serverHandshakeComplete is the Connected event of a server connection,
 // once the client's certificate is stored and watched. Accept and
-// awaitHandshake both call it; the first call does it.
+// awaitHandshake both call it; the first call does it. Accept is not one
+// of the goroutines that closed waits for, so its call may come after
+// finish: handshakeComplete then finds the state past Connecting, and
+// peerVerified stops the watch at once.
 func (c *Connection) serverHandshakeComplete(qc *quic.Conn) {
 	c.mu.Lock()
 	seen := c.handshakeSeen
@@ -315,8 +340,10 @@ func (c *Connection) serverHandshakeComplete(qc *quic.Conn) {
 	if testHookServerHandshake != nil {
 		testHookServerHandshake(c)
 	}
-	if c.serverVerified(qc) {
-		c.handshakeComplete(qc)
+	// One copy of the connection state for both: it is large.
+	cs := qc.ConnectionState()
+	if c.serverVerified(&cs) {
+		c.handshakeComplete(qc, &cs)
 	}
 }
 

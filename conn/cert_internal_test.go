@@ -1,10 +1,14 @@
 package conn
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,4 +113,49 @@ func pinnedHandshake(t *testing.T, name string, before func(sc, cc *certverify.C
 		t.Fatal(err)
 	}
 	return c, s, errc
+}
+
+// TestAcceptStoresPeerAfterEnd: an Accept that stores the client's
+// certificate only after the connection has ended (Accept is not among the
+// goroutines that the end waits for) leaves no trust watch behind.
+func TestAcceptStoresPeerAfterEnd(t *testing.T) {
+	var fromAccept atomic.Bool
+	testHookServerHandshake = func(c *Connection) {
+		buf := make([]byte, 16<<10)
+		if !bytes.Contains(buf[:runtime.Stack(buf, false)], []byte("(*Connection).Accept(")) {
+			return // awaitHandshake's, before Accept waited
+		}
+		fromAccept.Store(true)
+		<-c.WatchShutdown()
+	}
+	defer func() { testHookServerHandshake = nil }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for attempt := range 10 {
+		fromAccept.Store(false)
+		c, s, startErr := pinnedHandshake(t, fmt.Sprintf("late-peer-%d", attempt), nil)
+		go func() {
+			if <-startErr == nil {
+				c.ShutdownAndWait(ctx, 0)
+			}
+		}()
+		err := s.Accept(ctx)
+		if !fromAccept.Load() {
+			continue // the handshake ended before Accept waited: try again
+		}
+		if err == nil {
+			t.Errorf("Accept on a connection that ended = nil, want its error")
+		}
+		if st := s.State(); st != ShutdownComplete {
+			t.Errorf("state after Accept = %v, want ShutdownComplete", st)
+		}
+		s.mu.Lock()
+		left := s.lt.stopWatch != nil
+		s.mu.Unlock()
+		if left {
+			t.Error("the trust watch begun after ShutdownComplete was left running")
+		}
+		return
+	}
+	t.Fatal("in 10 attempts, Accept never took the end of the handshake")
 }

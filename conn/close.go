@@ -93,6 +93,17 @@ func (c *Connection) requestCloseLocked(code uint64, msg string) {
 	}
 	c.closeStarted = true
 	qc := c.qc
+	if c.stopEnd != nil && c.stopEnd() {
+		// The end of qc has not begun: this goroutine, which sees it
+		// first, handles it too, rather than wake a goroutine of the
+		// AfterFunc's own for it. It is not in c.goroutines, which closed
+		// waits for, and it returns once closed has.
+		go func() {
+			qc.CloseWithError(quic.ApplicationErrorCode(code), msg)
+			c.closed(qc)
+		}()
+		return
+	}
 	c.goroutines.Go(func() { qc.CloseWithError(quic.ApplicationErrorCode(code), msg) })
 }
 

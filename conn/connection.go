@@ -63,11 +63,16 @@ type Connection struct {
 	// added under mu; dgramPumpDone is closed once the datagram queue's
 	// goroutines have exited. closeStarted is set when a close goroutine
 	// has been started, closeSeen once closed has run, after which none
-	// is started.
+	// is started. stopEnd stops the AfterFunc that runs closed at the end
+	// of qc (run), for a close goroutine that runs it itself.
 	goroutines              sync.WaitGroup
 	closeStarted, closeSeen bool
+	stopEnd                 func() bool
 	handshakeSeen           bool // a server's serverHandshakeComplete has begun
-	dgramPumpDone           chan struct{}
+	// accepting counts the Accepts waiting for a server's handshake, to
+	// which awaitHandshake leaves its end.
+	accepting     int
+	dgramPumpDone chan struct{}
 }
 
 func newConnection(reg *Registration, cred *certverify.Credential, o options) *Connection {

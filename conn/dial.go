@@ -193,7 +193,8 @@ func (c *Connection) start(ctx context.Context, cfg *Configuration, host string,
 		c.abort(qerr.ConnectionClosed, 0, err)
 		return qerr.Op(op, err)
 	}
-	c.handshakeComplete(qc)
+	cs := qc.ConnectionState()
+	c.handshakeComplete(qc, &cs)
 	return c.waitHandshake(ctx, op)
 }
 
@@ -214,7 +215,8 @@ func (c *Connection) awaitEarlyHandshake(qc *quic.Conn, confirmed *gate.Event) {
 		}
 	}
 	c.awaitConfirmation(qc.Context(), qc, confirmed)
-	c.handshakeComplete(qc)
+	cs := qc.ConnectionState()
+	c.handshakeComplete(qc, &cs)
 }
 
 func isClosed(ch <-chan struct{}) bool {

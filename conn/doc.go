@@ -99,8 +99,8 @@
 // counts.
 //
 // An idle connection runs no goroutine of its own but, with datagrams
-// enabled and no ReceiveDatagram waiting, one that drains received
-// datagrams into that queue; a server connection has one
+// enabled and no ReceiveDatagram waiting for a millisecond, one that drains
+// received datagrams into that queue; a server connection has one
 // more during its handshake, and a 0-RTT client one until its handshake
 // completes. All have exited when the connection reaches ShutdownComplete.
 // A Listener runs 16 goroutines that move new connections from quic-go's

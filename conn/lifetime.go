@@ -95,6 +95,10 @@ type lifetime struct {
 	// stopWatch ends the watch, begun when the peer was verified, that
 	// closes the connection when the credential stops trusting the peer.
 	stopWatch func() bool
+	// watchEnded is set once finish has taken stopWatch: a watch that
+	// begins after it (a server's Accept may store the peer late) is
+	// stopped at once.
+	watchEnded bool
 
 	ready      gate.Event // Connected, or never will be
 	earlyReady gate.Event // early is set, or Connected, or never will be
@@ -273,7 +277,12 @@ func (c *Connection) setOwnReason(reason qerr.Reason, code uint64, cause error) 
 func (c *Connection) peerVerified(cert *x509.Certificate, stopWatch func() bool) {
 	c.lt.cert = cert
 	c.lt.certHash = certverify.HashOf(cert.Raw)
-	c.lt.stopWatch = stopWatch
+	if c.lt.watchEnded {
+		// finish has run: nobody would stop this watch.
+		stopWatch()
+	} else {
+		c.lt.stopWatch = stopWatch
+	}
 	c.lt.certKnown.Set()
 }
 

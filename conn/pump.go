@@ -5,11 +5,13 @@ package conn
 // It uses as few goroutines as an idle connection allows: the end of the
 // connection is a context.AfterFunc on quic-go's context (a goroutine only
 // once it has ended); a server connection's handshake — complete, or out of
-// its budget — has a goroutine that exits with the handshake; a close
+// its budget — has a goroutine that exits with the handshake (and leaves
+// the end to an Accept that waits for it); a close
 // request runs CloseWithError, which waits for the close, in a goroutine of
-// its own; and, when datagrams are enabled, the bounded queue drains
-// received datagrams in a goroutine of its own, so that drops are counted,
-// while the application is not in ReceiveDatagram to receive them itself
+// its own, which then handles the end in the AfterFunc's place; and, when
+// datagrams are enabled, the bounded queue drains received datagrams in a
+// goroutine of its own, so that drops are counted, once the application
+// has not been in ReceiveDatagram to receive them itself for a millisecond
 // (dgram.Queue.ReceiveFrom). A client's certificates arrive through the TLS
 // callbacks, a server's with the end of its handshake (tls.go), and
 // peer-opened streams stay in quic-go's own accept queues until asked for.
@@ -36,14 +38,14 @@ func (c *Connection) run(qc *quic.Conn, deadline time.Time) {
 	if !deadline.IsZero() {
 		c.goroutines.Go(func() { c.awaitHandshake(qc, deadline) })
 	}
+	c.stopEnd = context.AfterFunc(qc.Context(), func() { c.closed(qc) })
 	c.mu.Unlock()
-	context.AfterFunc(qc.Context(), func() { c.closed(qc) })
 }
 
-// handshakeComplete is the Connected event. A connection that quic-go has
-// closed meanwhile, before closed ran, goes to Shutdown instead.
-func (c *Connection) handshakeComplete(qc *quic.Conn) {
-	cs := qc.ConnectionState()
+// handshakeComplete is the Connected event, with qc's state at the end of
+// its handshake. A connection that quic-go has closed meanwhile, before
+// closed ran, goes to Shutdown instead.
+func (c *Connection) handshakeComplete(qc *quic.Conn, cs *quic.ConnectionState) {
 	c.mu.Lock()
 	if qc.Context().Err() != nil {
 		c.closedBy(context.Cause(qc.Context()))
@@ -84,6 +86,7 @@ func (c *Connection) finish() {
 	c.mu.Lock()
 	tr, old, err, stopWatch := c.tr, c.oldTransports, c.lt.err, c.lt.stopWatch
 	c.tr, c.oldTransports = nil, nil
+	c.lt.watchEnded = true
 	c.mu.Unlock()
 	if stopWatch != nil {
 		stopWatch()

@@ -80,12 +80,13 @@ func (c *Connection) watchTrust(leaf *x509.Certificate) error {
 	return nil
 }
 
-// serverVerified is, on a server whose handshake has just completed, what
-// hookTLS's callback is on a client: the client's certificate, which the
-// credential verified in the handshake, is stored and watched. It reports
-// false, having closed the connection, when the trust was removed since.
-func (c *Connection) serverVerified(qc *quic.Conn) bool {
-	certs := qc.ConnectionState().TLS.PeerCertificates
+// serverVerified is, on a server whose handshake has just completed with
+// state cs, what hookTLS's callback is on a client: the client's
+// certificate, which the credential verified in the handshake, is stored
+// and watched. It reports false, having closed the connection, when the
+// trust was removed since.
+func (c *Connection) serverVerified(cs *quic.ConnectionState) bool {
+	certs := cs.TLS.PeerCertificates
 	if len(certs) == 0 {
 		return true
 	}
