@@ -313,7 +313,7 @@ func (c *Connection) awaitHandshake(qc *quic.Conn, deadline time.Time) {
 }
 
 // handshakeEnded is awaitHandshake's part in the end of the handshake: it
-// leaves it to an Accept that waits for it, which sees the end as soon.
+// leaves it to an Accept that waits for it and wakes at the same moment.
 func (c *Connection) handshakeEnded(qc *quic.Conn) {
 	c.mu.Lock()
 	accepting := c.accepting > 0
