@@ -180,6 +180,15 @@ func (q *Queue) Get(ctx context.Context) ([]byte, error) {
 			return b, err
 		}
 	}
+	return q.get(ctx)
+}
+
+// get is Get through the gate. It is out of line, so that a Get that
+// receives directly, often the first call of a goroutine of its own, takes
+// little stack on its way to the source.
+//
+//go:noinline
+func (q *Queue) get(ctx context.Context) ([]byte, error) {
 	q.gate.Lock()
 	for {
 		switch {
@@ -244,12 +253,20 @@ func (q *Queue) receive(ctx context.Context) (b []byte, err error, ok bool) {
 		return nil, nil, false
 	}
 	b, err = q.src.ReceiveDatagram(ctx)
-	switch {
-	case err == nil && q.fast.Load():
+	if err == nil && q.fast.Load() {
 		q.received.Add(1)
 		q.leave()
 		return b, nil, true
-	case err != nil && ctx.Err() != nil:
+	}
+	return q.receiveEnd(ctx, b, err)
+}
+
+// receiveEnd is receive's end when the datagram did not simply arrive: it
+// is out of line for the reason get is.
+//
+//go:noinline
+func (q *Queue) receiveEnd(ctx context.Context, b []byte, err error) ([]byte, error, bool) {
+	if err != nil && ctx.Err() != nil {
 		q.leave()
 		return nil, context.Cause(ctx), true
 	}
