@@ -128,7 +128,7 @@ func (c *Credential) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certif
 func (c *Credential) verifyServer(serverName string) func(tls.ConnectionState) error {
 	serverAuth := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	return func(cs tls.ConnectionState) error {
-		return c.verifyPeer("tls handshake", cs, true, serverName, serverAuth)
+		return c.verifyPeer("tls handshake", cs.PeerCertificates, true, serverName, serverAuth)
 	}
 }
 
@@ -136,13 +136,16 @@ func (c *Credential) verifyServer(serverName string) func(tls.ConnectionState) e
 func (c *Credential) verifyClient(required bool) func(tls.ConnectionState) error {
 	clientAuth := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	return func(cs tls.ConnectionState) error {
-		return c.verifyPeer("tls handshake", cs, required, "", clientAuth)
+		return c.verifyPeer("tls handshake", cs.PeerCertificates, required, "", clientAuth)
 	}
 }
 
-// verifyPeer applies the policy to the certificates of a handshake.
-func (c *Credential) verifyPeer(op string, cs tls.ConnectionState, required bool, serverName string, usages []x509.ExtKeyUsage) error {
-	if len(cs.PeerCertificates) == 0 {
+// verifyPeer applies the policy to the certificates of a handshake. It
+// takes them rather than the whole tls.ConnectionState, which is large,
+// since the signature check below it is the deepest point of a handshake's
+// stack.
+func (c *Credential) verifyPeer(op string, certs []*x509.Certificate, required bool, serverName string, usages []x509.ExtKeyUsage) error {
+	if len(certs) == 0 {
 		if !required {
 			return nil // nothing presented, nothing asked: nothing skipped
 		}
@@ -154,10 +157,10 @@ func (c *Credential) verifyPeer(op string, cs tls.ConnectionState, required bool
 		// is required; this guards resumption and future changes.
 		return &qerr.CertificateError{Reason: reasonNoCertificate}
 	}
-	leaf := cs.PeerCertificates[0]
+	leaf := certs[0]
 	if c.InsecureAcceptAnyPeer {
 		c.warnSkipped(op, HashOf(leaf.Raw))
 		return nil
 	}
-	return c.verifyLeaf(op, leaf, cs.PeerCertificates[1:], serverName, usages)
+	return c.verifyLeaf(op, leaf, certs[1:], serverName, usages)
 }
